@@ -1,0 +1,51 @@
+"""`plantops-infra`: the local stack (`stack up|down|status|env`) and deployment tooling."""
+
+from __future__ import annotations
+
+import typer
+
+from plantops_infra.config import get_settings
+from plantops_infra.processes import ServiceError
+from plantops_infra.stack import LocalStack
+
+app = typer.Typer(help="PlantOps infrastructure tooling.", no_args_is_help=True)
+stack_app = typer.Typer(help="The local stack without Docker.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+
+def _stack() -> LocalStack:
+    return LocalStack(get_settings())
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start S3, MySQL, MLflow and the image mirror on loopback; wait until healthy."""
+    try:
+        _stack().up(log=typer.echo)
+    except ServiceError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `stack up` started."""
+    _stack().down(log=typer.echo)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Print each service's URL and health; exit 1 if one is unhealthy."""
+    statuses = _stack().status()
+    for service in statuses:
+        mark = "healthy" if service.healthy else "DOWN"
+        typer.echo(f"{service.name:8} {mark:8} {service.url}  {service.detail}".rstrip())
+    if not all(service.healthy for service in statuses):
+        raise typer.Exit(1)
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Print the shell exports the other components need to reach this stack."""
+    for key, value in _stack().component_env().items():
+        typer.echo(f"export {key}={value!r}")
