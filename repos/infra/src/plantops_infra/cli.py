@@ -44,6 +44,23 @@ def stack_status() -> None:
         raise typer.Exit(1)
 
 
+@stack_app.command(
+    "start-app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def stack_start_app(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name for the pid and log files, e.g. 'api'."),
+    health: str = typer.Option(..., help="URL that answers 2xx once the service is up."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the health URL."),
+) -> None:
+    """Run a command (after `--`) in the background as part of the stack; `down` stops it."""
+    try:
+        _stack().start_app(name, list(ctx.args), health, timeout, log=typer.echo)
+    except ServiceError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
+
+
 @stack_app.command("env")
 def stack_env() -> None:
     """Print the shell exports the other components need to reach this stack."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -145,9 +146,7 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def stop_pid(
-    pid: int, timeout: float = 30.0, reap: Callable[[], object] | None = None
-) -> None:
+def stop_pid(pid: int, timeout: float = 30.0, reap: Callable[[], object] | None = None) -> None:
     """SIGTERM the process group led by `pid`, then SIGKILL what is left after `timeout`.
 
     `reap` lets the parent collect its child, so a finished leader is not kept as a zombie.
@@ -163,10 +162,8 @@ def stop_pid(
         if not _group_alive(pid):
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:

@@ -155,9 +155,7 @@ class MySQLEndpoint:
                     cursor.execute(
                         "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password)
                     )
-                    cursor.execute(
-                        "ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password)
-                    )
+                    cursor.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
                     cursor.execute(f"GRANT ALL ON `{database}`.* TO %s@%s", (user, host))
             conn.commit()
         finally:

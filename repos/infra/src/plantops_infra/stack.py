@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plantops_infra.config import LOOPBACK, StackSettings
-from plantops_infra.processes import http_ok, pid_alive, stop_pid
+from plantops_infra.processes import http_ok, pid_alive, spawn, stop_pid, wait_until
 from plantops_infra.servers import (
     MySQLEndpoint,
     S3Endpoint,
@@ -105,7 +105,8 @@ class LocalStack:
             log(f"mysql   : {owner} server answers on {LOOPBACK}:{s.mysql_port}")
         else:
             log(f"mysql   : starting a private mariadbd on {LOOPBACK}:{s.mysql_port}")
-            proc, _ = start_mariadb(self.state_dir / "data" / "mysql", s.mysql_port, self._log("mysql"))
+            data_dir = self.state_dir / "data" / "mysql"
+            proc, _ = start_mariadb(data_dir, s.mysql_port, self._log("mysql"))
             self._record("mysql", proc.pid)
         admin = self.mysql_admin
         admin.ensure_database(s.mysql_database, s.mysql_user, s.mysql_password)
@@ -147,9 +148,22 @@ class LocalStack:
         proc = start_mirror(images, self.settings.mirror_port, self._log("mirror"))
         self._record("mirror", proc.pid)
 
+    def start_app(self, name: str, argv: list[str], health_url: str, timeout: float, log=print):
+        """Run one of our services (API, webapp) in the background, like the servers."""
+        if self._running_pid(name) and http_ok(health_url):
+            log(f"{name:8}: already running, {health_url} answers")
+            return
+        log(f"{name:8}: starting, log in {self._log(name)}")
+        proc = spawn(name, argv, self._log(name))
+        self._record(name, proc.pid)
+        wait_until(lambda: http_ok(health_url), f"{name} ({health_url})", timeout, proc)
+
     def down(self, log=print) -> None:
-        """Stop the processes `up` started, in reverse order, and forget their pids."""
-        for name in ("mirror", "mlflow", "s3", "mysql"):
+        """Stop the processes `up` and `start_app` started, apps first, and forget their pids."""
+        pid_dir = self.state_dir / "pids"
+        servers = ("mirror", "mlflow", "s3", "mysql")
+        apps = sorted(p.stem for p in pid_dir.glob("*.pid") if p.stem not in servers)
+        for name in (*apps, *servers):
             pid = self._running_pid(name)
             if pid is not None:
                 log(f"{name:8}: stopping pid {pid}")
@@ -160,7 +174,9 @@ class LocalStack:
         s = self.settings
         mirror_running = self._running_pid("mirror") is not None
         return [
-            ServiceStatus("s3", self.s3.url, self.s3.healthy(), f"buckets {s.s3_bucket}, {s.mlflow_bucket}"),
+            ServiceStatus(
+                "s3", self.s3.url, self.s3.healthy(), f"buckets {s.s3_bucket}, {s.mlflow_bucket}"
+            ),
             ServiceStatus(
                 "mysql",
                 f"mysql://{LOOPBACK}:{s.mysql_port}/{s.mysql_database}",
