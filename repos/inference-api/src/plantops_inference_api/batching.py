@@ -1,0 +1,77 @@
+"""Runs the images of requests that arrive together as one onnxruntime batch.
+
+One worker takes everything waiting in the queue (up to the batch size) and runs it
+in a thread while new requests queue up behind it: under load batches grow by
+themselves, at low load an image runs alone without waiting for company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import numpy as np
+
+from plantops_inference_api.metrics import Metrics
+from plantops_inference_api.model import LoadedModel
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[LoadedModel, np.ndarray, asyncio.Future]
+
+
+class Batcher:
+    def __init__(self, max_batch: int, metrics: Metrics) -> None:
+        self.max_batch = max_batch
+        self.metrics = metrics
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._worker: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run(), name="inference-batcher")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def probabilities(self, model: LoadedModel, image: np.ndarray) -> np.ndarray:
+        """The model's probabilities for one preprocessed `[3, H, W]` image."""
+        if self._queue is None:
+            raise RuntimeError("the batcher is not started")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((model, image, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < self.max_batch and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            # A swap may land between two requests: each image runs on the model its
+            # request started with.
+            by_model: dict[int, list[_Item]] = {}
+            for item in items:
+                by_model.setdefault(id(item[0]), []).append(item)
+            for group in by_model.values():
+                await self._run_group(group)
+
+    async def _run_group(self, group: list[_Item]) -> None:
+        model = group[0][0]
+        batch = np.stack([image for _, image, _ in group])
+        self.metrics.batch_size.observe(len(group))
+        try:
+            probs = await asyncio.to_thread(model.probabilities, batch)
+        except Exception as exc:
+            log.exception("Inference failed on a batch of %d", len(group))
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for row, (_, _, future) in zip(probs, group, strict=True):
+            if not future.done():  # the client may have gone
+                future.set_result(row)

@@ -1,0 +1,48 @@
+"""`plantops-inference-api`: serve the API, or classify images from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="PlantOps inference API.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: PLANTOPS_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: PLANTOPS_API_PORT.")] = None,
+) -> None:
+    """Run the API with uvicorn (settings from PLANTOPS_* variables)."""
+    import uvicorn
+
+    from plantops_inference_api.config import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "plantops_inference_api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Folder with model.onnx + preprocessing.json.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+) -> None:
+    """Classify image files with a local model folder; one JSON line per image."""
+    from plantops_inference_api.model import ModelSource, load_model_dir
+    from plantops_inference_api.preprocessing import preprocess_bytes
+
+    model = load_model_dir(model_dir, ModelSource(name="local", version="local", alias="local"))
+    for path in images:
+        x = preprocess_bytes(path.read_bytes(), model.spec, max_pixels=200_000_000)
+        probs = model.probabilities(x[None])[0]
+        out = {"file": str(path), **dict(zip(model.labels, map(float, probs), strict=True))}
+        typer.echo(json.dumps(out))

@@ -1,0 +1,65 @@
+"""Settings of the inference API: the only place the environment is read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every `PLANTOPS_*` variable the API reads (docs/architecture.md, "Settings")."""
+
+    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore")
+
+    # Where the model comes from: a local folder (no MLflow) when `model_path` is set,
+    # otherwise the alias of a registered model, resolved through MLflow's REST API.
+    model_path: str | None = None
+    model_name: str = "plantops-classifier"
+    model_alias: str = "champion"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    mlflow_timeout_s: float = 10.0
+
+    # S3 holding the MLflow artifacts (the bucket is named by the model version's source).
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = False
+
+    # How often the alias is checked for a new version once a model serves, and how
+    # often loading is retried while none does (MLflow or S3 down at start).
+    model_poll_interval_s: float = Field(default=30.0, gt=0)
+    model_retry_interval_s: float = Field(default=5.0, gt=0)
+
+    # Protects POST /v1/model/reload; without it the endpoint answers 403.
+    api_key: SecretStr | None = None
+
+    # Limits on what a client may send.
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_batch_size: int = Field(default=16, gt=0, le=256)
+
+    # Inference: requests that arrive together are run as one onnxruntime batch.
+    inference_batch_size: int = Field(default=16, gt=0, le=256)
+    onnx_threads: int = Field(default=0, ge=0)  # 0: onnxruntime's choice (one per core)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+
+    @field_validator("model_path", "api_key", "s3_access_key", "s3_secret_key", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        # `PLANTOPS_MODEL_PATH=` in an env file means "not set", not "the current folder".
+        return None if value == "" else value
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body accepted: a full batch plus room for multipart headers."""
+        return self.max_upload_bytes * self.max_batch_size + 1024 * 1024
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

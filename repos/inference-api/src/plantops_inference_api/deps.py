@@ -1,0 +1,58 @@
+"""What a route handler needs, named as types (FastAPI dependencies)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from plantops_inference_api.batching import Batcher
+from plantops_inference_api.config import Settings
+from plantops_inference_api.errors import ModelNotReady, NotAuthorized, ReloadDisabled
+from plantops_inference_api.lifecycle import ModelManager
+from plantops_inference_api.metrics import Metrics
+from plantops_inference_api.model import LoadedModel
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_manager(request: Request) -> ModelManager:
+    return request.app.state.manager
+
+
+def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
+    """The model serving now, captured once so one request never mixes two versions."""
+    model = manager.current
+    if model is None:
+        raise ModelNotReady(f"No model is loaded yet ({manager.not_ready_reason}). Retry shortly.")
+    return model
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    x_api_key: Annotated[str | None, Header(description="The value of PLANTOPS_API_KEY.")] = None,
+) -> None:
+    if settings.api_key is None:
+        raise ReloadDisabled("Reloading is disabled: the server has no PLANTOPS_API_KEY set.")
+    expected = settings.api_key.get_secret_value().encode()
+    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected):
+        raise NotAuthorized("Missing or wrong API key: send it in the X-API-Key header.")
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+ApiKeyDep = Depends(require_api_key)

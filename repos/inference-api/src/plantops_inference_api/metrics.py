@@ -1,0 +1,70 @@
+"""Prometheus metrics of one app, with bounded labels only.
+
+Labels are route templates (never raw paths), HTTP methods and status codes, the
+model's own labels and a fixed set of load stages. Each app has its own registry, so
+several apps in one process (tests) never clash.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "plantops_api_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "plantops_api_request_duration_seconds",
+            "HTTP request latency by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "plantops_api_predictions_total",
+            "Predictions by predicted label.",
+            ["label"],
+            registry=r,
+        )
+        self.confidence = Histogram(
+            "plantops_api_prediction_confidence",
+            "Probability of the predicted label.",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.rejected_images = Counter(
+            "plantops_api_rejected_images_total",
+            "Images refused, by error code.",
+            ["error"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "plantops_api_inference_batch_size",
+            "Images per onnxruntime run (requests that arrived together).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Info("plantops_api_model", "The model version serving now.", registry=r)
+        self.model_ready = Gauge(
+            "plantops_api_model_ready", "1 when a model is loaded and serving.", registry=r
+        )
+        self.model_loads = Counter(
+            "plantops_api_model_loads_total", "Model versions loaded and swapped in.", registry=r
+        )
+        self.model_load_failures = Counter(
+            "plantops_api_model_load_failures_total",
+            "Failed model loads by stage (registry, download, verify).",
+            ["stage"],
+            registry=r,
+        )

@@ -1,0 +1,138 @@
+"""The serving preprocessing, read from the model's `preprocessing.json`.
+
+The spec is written by training (docs/architecture.md, "Model artifacts"); this module
+applies it exactly as written there, and nothing about it is hard-coded here:
+EXIF orientation, RGB, resize of the shorter side, centre crop, /255, (x - mean) / std,
+HWC -> CHW.
+
+Decoding trusts nothing the client says: the format is sniffed from the bytes and only
+raster formats a camera or browser produces are opened, sizes are checked from the header
+before any pixel is decoded (decompression bombs), and any decoder failure is an
+`InvalidImage`, never a server error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plantops_inference_api.errors import ImageTooLarge, InvalidImage
+
+# Formats opened; everything else (PDF, HTML, EPS, SVG, ...) is refused.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+RESAMPLE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class PreprocessingSpec(BaseModel):
+    """`preprocessing.json`, format version 1."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format_version: Literal[1]
+    input_name: str = Field(min_length=1)
+    output_name: str = Field(min_length=1)
+    labels: list[str] = Field(min_length=2)
+    resize_shorter_side: int = Field(gt=0)
+    resample: Literal["nearest", "bilinear", "bicubic", "lanczos"]
+    crop_size: int = Field(gt=0)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @model_validator(mode="after")
+    def consistent(self) -> PreprocessingSpec:
+        if self.crop_size > self.resize_shorter_side:
+            raise ValueError("crop_size must not exceed resize_shorter_side")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std must be positive")
+        return self
+
+    @classmethod
+    def read(cls, path: Path) -> PreprocessingSpec:
+        """Read and validate a spec file; a ValueError says what is wrong with it."""
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path.name} is not a valid preprocessing spec: {exc}") from exc
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Bytes from a client to an RGB image with its EXIF orientation applied."""
+    if not data:
+        raise InvalidImage("The file is empty. Send a JPEG, PNG, WebP, GIF, BMP or TIFF image.")
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below decides; Pillow's warning would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(_too_many_pixels_message(max_pixels)) from exc
+    except Exception as exc:  # Pillow raises many types for unreadable input
+        raise InvalidImage(
+            "The file is not an image this API reads (JPEG, PNG, WebP, GIF, BMP or TIFF)."
+        ) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(_too_many_pixels_message(max_pixels, width, height))
+    if width < 1 or height < 1:
+        raise InvalidImage("The image has no pixels.")
+    try:
+        image.load()
+        return ImageOps.exif_transpose(image).convert("RGB")
+    except Exception as exc:  # truncated or corrupt pixel data
+        raise InvalidImage(
+            f"The {image.format} image could not be decoded: it is truncated or corrupt."
+        ) from exc
+
+
+def _too_many_pixels_message(limit: int, width: int = 0, height: int = 0) -> str:
+    size = f" ({width}x{height})" if width else ""
+    return f"The image is too large{size}: at most {limit} pixels are accepted. Resize it first."
+
+
+def resize_and_crop(image: Image.Image, spec: PreprocessingSpec) -> Image.Image:
+    """Resize the shorter side to `resize_shorter_side`, then centre-crop `crop_size`."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = round(long * spec.resize_shorter_side / short)
+    size = (
+        (spec.resize_shorter_side, new_long)
+        if width <= height
+        else (new_long, spec.resize_shorter_side)
+    )
+    image = image.resize(size, RESAMPLE_FILTERS[spec.resample])
+    left = (size[0] - spec.crop_size) // 2
+    top = (size[1] - spec.crop_size) // 2
+    return image.crop((left, top, left + spec.crop_size, top + spec.crop_size))
+
+
+def to_model_input(image: Image.Image, spec: PreprocessingSpec) -> np.ndarray:
+    """A cropped RGB image to a normalised float32 `[3, H, W]` array."""
+    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess(image: Image.Image, spec: PreprocessingSpec) -> np.ndarray:
+    """A decoded RGB image to the model's input for one image."""
+    return to_model_input(resize_and_crop(image, spec), spec)
+
+
+def preprocess_bytes(data: bytes, spec: PreprocessingSpec, max_pixels: int) -> np.ndarray:
+    """Client bytes to the model's input: decoding and preprocessing in one call."""
+    return preprocess(decode_image(data, max_pixels), spec)

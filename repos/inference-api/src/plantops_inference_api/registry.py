@@ -1,0 +1,116 @@
+"""Resolve a registered model's alias through MLflow's REST API and download it from S3.
+
+No MLflow client library: two REST calls (alias -> model version, run -> tags and
+metrics), then the `minio` client fetches `model.onnx` and `preprocessing.json` from
+the version's source folder `s3://<bucket>/.../artifacts/model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import urllib3
+from minio import Minio
+
+from plantops_inference_api.config import Settings
+from plantops_inference_api.errors import ModelLoadError
+from plantops_inference_api.model import MODEL_FILE, SPEC_FILE, ModelSource
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no trailing slash
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ModelLoadError("registry", f"model source {uri!r} is not an s3:// URI")
+        return cls(parsed.netloc, parsed.path.strip("/"))
+
+
+class Registry:
+    """The MLflow model registry, read through its REST API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_url = settings.mlflow_tracking_uri.rstrip("/") + "/api/2.0/mlflow"
+
+    def _get(self, client: httpx.Client, path: str, params: dict[str, str]) -> dict:
+        try:
+            response = client.get(f"{self.base_url}/{path}", params=params)
+        except httpx.HTTPError as exc:
+            raise ModelLoadError(
+                "registry", f"MLflow at {self.settings.mlflow_tracking_uri} is unreachable: {exc}"
+            ) from exc
+        if response.status_code != 200:
+            raise ModelLoadError(
+                "registry",
+                f"MLflow answered {response.status_code} to {path}: {response.text[:200]}",
+            )
+        return response.json()
+
+    def resolve(self) -> ModelSource:
+        """The model version the alias points at now, with its run's tags and metrics."""
+        name, alias = self.settings.model_name, self.settings.model_alias
+        with httpx.Client(timeout=self.settings.mlflow_timeout_s) as client:
+            body = self._get(client, "registered-models/alias", {"name": name, "alias": alias})
+            version = body.get("model_version") or {}
+            run_id = version.get("run_id") or None
+            run = self._get(client, "runs/get", {"run_id": run_id}).get("run", {}) if run_id else {}
+        data = run.get("data", {})
+        tags = {t["key"]: t["value"] for t in data.get("tags", [])}
+        metrics = {m["key"]: m["value"] for m in data.get("metrics", [])}
+        return ModelSource(
+            name=name,
+            version=str(version.get("version", "")),
+            alias=alias,
+            run_id=run_id,
+            source_uri=_model_folder_uri(version.get("source", ""), run),
+            dataset_version=tags.get("dataset_version"),
+            test_accuracy=metrics.get("test_accuracy"),
+        )
+
+
+def _model_folder_uri(source: str, run: dict) -> str:
+    """The S3 folder holding the model files.
+
+    The contract makes a version's source the run's `.../artifacts/model` S3 folder; a
+    `runs:/` or `models:/` source (what other MLflow calls record) falls back to the
+    run's artifact folder + `model`.
+    """
+    if source.startswith("s3://"):
+        return source.rstrip("/")
+    artifact_uri = run.get("info", {}).get("artifact_uri", "")
+    if artifact_uri.startswith("s3://"):
+        return artifact_uri.rstrip("/") + "/model"
+    raise ModelLoadError("registry", f"cannot locate the model files of source {source!r}")
+
+
+def s3_client(settings: Settings) -> Minio:
+    access = settings.s3_access_key.get_secret_value() if settings.s3_access_key else None
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    # Few quick retries: a load that fails is retried by the model manager anyway.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5, read=60),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+    )
+    return Minio(settings.s3_endpoint, access, secret, secure=settings.s3_secure, http_client=http)
+
+
+def download_model_files(settings: Settings, source_uri: str, folder: Path) -> None:
+    """Fetch `model.onnx` and `preprocessing.json` from the source folder into `folder`."""
+    location = S3Location.parse(source_uri)
+    client = s3_client(settings)
+    for name in (SPEC_FILE, MODEL_FILE):
+        key = f"{location.prefix}/{name}" if location.prefix else name
+        try:
+            client.fget_object(location.bucket, key, str(folder / name))
+        except Exception as exc:  # S3Error, connection errors, timeouts
+            raise ModelLoadError(
+                "download", f"cannot download s3://{location.bucket}/{key}: {exc}"
+            ) from exc
