@@ -8,7 +8,10 @@ from plantops_infra.config import get_settings
 from plantops_infra.processes import ServiceError
 from plantops_infra.stack import LocalStack
 
-app = typer.Typer(help="PlantOps infrastructure tooling.", no_args_is_help=True)
+# No pretty tracebacks: they print local variables, credentials included.
+app = typer.Typer(
+    help="PlantOps infrastructure tooling.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 stack_app = typer.Typer(help="The local stack without Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 

@@ -185,17 +185,21 @@ def start_mariadb(data_dir: Path, port: int, log_path: Path, timeout: float = 60
     if not (data_dir / "mysql").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         installer = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-        subprocess.run(
+        # --no-defaults: the machine's my.cnf belongs to its own server, not ours.
+        result = subprocess.run(
             [
                 installer,
+                "--no-defaults",
                 f"--datadir={data_dir}",
                 f"--user={user}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if result.returncode != 0:
+            raise ServiceError(f"mariadb-install-db failed:\n{result.stdout}\n{result.stderr}")
     argv = [
         mariadbd_path(),
         "--no-defaults",
