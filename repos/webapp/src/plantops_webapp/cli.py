@@ -1,0 +1,24 @@
+"""`plantops-webapp serve`: run the web app with uvicorn (the Makefile and the image use it)."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+app = typer.Typer(help="PlantOps web app.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """PlantOps web app."""
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, envvar="PLANTOPS_WEBAPP_PORT", help="Port to listen on."),
+) -> None:
+    """Serve the pages; settings come from PLANTOPS_* variables (see the README)."""
+    uvicorn.run(
+        "plantops_webapp.main:create_app", factory=True, host=host, port=port, proxy_headers=True
+    )

@@ -1,0 +1,63 @@
+"""The web app's settings: the only place the environment is read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Every setting comes from a `PLANTOPS_*` variable (see the README for the list)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore")
+
+    api_url: str = "http://127.0.0.1:8000"
+    # Connecting should be quick; a prediction on a cold model may take a few seconds.
+    api_connect_timeout_s: float = 2.0
+    api_timeout_s: float = 30.0
+
+    # Signs the CSRF tokens. No default: a guessable key would make the tokens forgeable.
+    webapp_secret_key: SecretStr
+    # Mark the CSRF cookie `Secure` when the app is served over HTTPS.
+    webapp_cookie_secure: bool = False
+    webapp_max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # Below this confidence the result page says the model is unsure.
+    webapp_low_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
+    # Uploads kept in memory between the result page and the feedback form.
+    webapp_pending_uploads: int = Field(default=64, gt=0)
+    webapp_pending_ttl_s: float = Field(default=3600.0, gt=0)
+
+    # Feedback storage. Without S3 credentials the feedback form says it is unavailable.
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = False
+    s3_bucket: str = "plantops-data"
+
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3306
+    mysql_user: str = "plantops"
+    mysql_password: SecretStr = SecretStr("")
+    mysql_database: str = "plantops"
+
+    @field_validator("webapp_secret_key")
+    @classmethod
+    def secret_key_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"PLANTOPS_WEBAPP_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+            )
+        return value
+
+    @property
+    def feedback_enabled(self) -> bool:
+        return bool(self.s3_access_key and self.s3_secret_key)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

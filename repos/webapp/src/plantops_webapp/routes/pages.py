@@ -1,0 +1,192 @@
+"""The pages: upload, result, feedback and model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import UploadFile
+
+from plantops_webapp import csrf
+from plantops_webapp.api_client import ApiRejected
+from plantops_webapp.deps import (
+    ClientDep,
+    FeedbackStoreDep,
+    MetricsDep,
+    PendingDep,
+    SettingsDep,
+)
+from plantops_webapp.feedback import FeedbackUnavailable, Verdict
+from plantops_webapp.images import accepted_names, sniff
+from plantops_webapp.pending import PendingUpload
+from plantops_webapp.rendering import render
+
+router = APIRouter(tags=["pages"])
+
+
+def upload_error(request: Request, message: str, status_code: int) -> Response:
+    return render(request, "upload.html", {"error": message}, status_code)
+
+
+def form_expired(request: Request, template: str, context: dict | None = None) -> Response:
+    message = "This form has expired. Reload the page and try again."
+    return render(request, template, {**(context or {}), "error": message}, 403)
+
+
+def csrf_ok(request: Request, form_token: object, secret: str) -> bool:
+    token = form_token if isinstance(form_token, str) else None
+    return csrf.is_valid(secret, request.cookies.get(csrf.COOKIE_NAME), token)
+
+
+@router.get("/")
+async def upload_page(request: Request) -> Response:
+    """The upload form."""
+    return render(request, "upload.html")
+
+
+@router.post("/predict")
+async def predict(
+    request: Request,
+    settings: SettingsDep,
+    client: ClientDep,
+    pending: PendingDep,
+    metrics: MetricsDep,
+) -> Response:
+    """Send the uploaded photo to the inference API, then show the result page."""
+    form = await request.form()
+    if not csrf_ok(
+        request, form.get(csrf.FIELD_NAME), settings.webapp_secret_key.get_secret_value()
+    ):
+        return form_expired(request, "upload.html")
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return upload_error(request, "Choose a photo to upload.", 400)
+    limit = settings.webapp_max_upload_bytes
+    image = await upload.read(limit + 1)
+    if len(image) > limit:
+        return await too_large_page(request)
+    if not image:
+        return upload_error(request, f"The file {upload.filename} is empty.", 400)
+    try:
+        prediction = await client.predict(
+            image, upload.filename, upload.content_type or "application/octet-stream"
+        )
+    except ApiRejected as exc:
+        metrics.api_errors.labels("rejected").inc()
+        return upload_error(request, exc.message, exc.status_code)
+    image_format = sniff(image)
+    if image_format is None:
+        message = f"{upload.filename} cannot be shown here: upload a {accepted_names()} image."
+        return upload_error(request, message, 415)
+    metrics.predictions.labels(prediction.label).inc()
+    upload_id = pending.add(image, image_format, upload.filename, prediction)
+    # Post/Redirect/Get: reloading the result page does not upload again.
+    return RedirectResponse(f"/results/{upload_id}", status_code=303)
+
+
+async def too_large_page(request: Request) -> Response:
+    """The upload page saying the file is too big (413); also used by the body size limit."""
+    settings = request.app.state.settings
+    mb = settings.webapp_max_upload_bytes / (1024 * 1024)
+    return upload_error(request, f"The file is larger than {mb:g} MB: choose a smaller photo.", 413)
+
+
+def expired_result(request: Request) -> Response:
+    return render(request, "expired.html", status_code=404)
+
+
+def result_context(upload_id: str, upload: PendingUpload, low_confidence: float) -> dict:
+    prediction = upload.prediction
+    return {
+        "upload_id": upload_id,
+        "upload": upload,
+        "prediction": prediction,
+        "ranked": prediction.ranked(),
+        "low_confidence": prediction.confidence < low_confidence,
+        "other_labels": [label for label, _ in prediction.ranked() if label != prediction.label],
+    }
+
+
+@router.get("/results/{upload_id}")
+async def result_page(
+    request: Request, upload_id: str, pending: PendingDep, settings: SettingsDep
+) -> Response:
+    """The prediction for an uploaded photo, with the feedback forms."""
+    upload = pending.get(upload_id)
+    if upload is None:
+        return expired_result(request)
+    context = result_context(upload_id, upload, settings.webapp_low_confidence)
+    return render(request, "result.html", context)
+
+
+@router.get("/results/{upload_id}/image")
+async def result_image(upload_id: str, pending: PendingDep) -> Response:
+    """The uploaded photo, served with the type its bytes show (never the client's claim)."""
+    upload = pending.get(upload_id)
+    if upload is None:
+        return Response(status_code=404)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    return Response(upload.image, media_type=upload.image_format.media_type, headers=headers)
+
+
+@router.post("/results/{upload_id}/feedback")
+async def feedback(
+    request: Request,
+    upload_id: str,
+    settings: SettingsDep,
+    pending: PendingDep,
+    store: FeedbackStoreDep,
+    metrics: MetricsDep,
+) -> Response:
+    """Record "correct" or "wrong, it is …": the photo joins the dataset with that label."""
+    form = await request.form()
+    upload = pending.get(upload_id)
+    if upload is None:
+        return expired_result(request)
+    context = result_context(upload_id, upload, settings.webapp_low_confidence)
+    if not csrf_ok(
+        request, form.get(csrf.FIELD_NAME), settings.webapp_secret_key.get_secret_value()
+    ):
+        return form_expired(request, "result.html", context)
+    label = chosen_label(form.get("verdict"), form.get("label"), upload)
+    if label is None:
+        message = "Choose the label the photo should have."
+        return render(request, "result.html", {**context, "error": message}, 400)
+    if store is None:
+        return render(request, "error.html", {"message": FEEDBACK_OFF}, 503)
+    try:
+        outcome = await run_in_threadpool(store.save, upload, label)
+    except FeedbackUnavailable as exc:
+        message = f"{exc} Your feedback was not saved; please try again later."
+        return render(request, "error.html", {"message": message}, 503)
+    verdict = Verdict.CORRECT if label == upload.prediction.label else Verdict.CORRECTED
+    metrics.feedback.labels(label, verdict.value).inc()
+    return render(request, "feedback.html", {"outcome": outcome, "verdict": verdict.value})
+
+
+def shown(value: object) -> str:
+    """A field of the API's model answer as text; nested objects are left out."""
+    if isinstance(value, list):
+        return " x ".join(str(item) for item in value)
+    return "" if isinstance(value, dict) or value is None else str(value)
+
+
+FEEDBACK_OFF = "Feedback is not configured on this server (no S3 credentials)."
+
+
+def chosen_label(verdict: object, label: object, upload: PendingUpload) -> str | None:
+    """The label the user gave, if it is one the model knows."""
+    if verdict == "correct":
+        return upload.prediction.label
+    if verdict == "wrong" and isinstance(label, str) and label in upload.prediction.probabilities:
+        return label
+    return None
+
+
+@router.get("/model")
+async def model_page(request: Request, client: ClientDep) -> Response:
+    """Which model serves the predictions, with its test metrics and dataset version."""
+    info = await client.model_info()
+    extra = {name: shown(value) for name, value in (info.model_extra or {}).items()}
+    extra = {name: value for name, value in extra.items() if value}
+    return render(request, "model.html", {"info": info, "extra": extra})

@@ -1,0 +1,46 @@
+"""The inference API's answers, as far as the web app relies on them (see its OpenAPI)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ModelRef(BaseModel):
+    """Which model answered a prediction."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    name: str
+    version: str
+    alias: str | None = None
+
+
+class Prediction(BaseModel):
+    """`POST /v1/predict`: the label, its confidence and a probability per known label."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    model: ModelRef
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Labels from the most to the least probable, for the bars on the result page."""
+        return sorted(self.probabilities.items(), key=lambda item: item[1], reverse=True)
+
+
+class ModelInfo(BaseModel):
+    """`GET /v1/model`: the served model. Fields beyond name and version are optional so an
+    older API still gives a page."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    version: str
+    alias: str | None = None
+    run_id: str | None = None
+    dataset_version: str | None = None
+    test_accuracy: float | None = None
+    labels: list[str] = []
+    loaded_at: str | None = None
