@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint \
-        split ingest train serve bench bench-ingest bench-train bench-api bench-load \
+        split ingest train train-if-needed serve bench bench-ingest bench-train bench-api bench-load \
         validate load compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -60,7 +60,10 @@ serve: ## Start the inference API and the webapp in the background
 	  --health "http://127.0.0.1:$$PLANTOPS_WEBAPP_PORT/healthz" -- \
 	  $(MAKE) --no-print-directory -C repos/webapp run
 
-demo: setup up init-db ingest train serve ## Everything: set-up, stack, data, model, API, webapp
+train-if-needed: ## Train only when the registry has no champion yet
+	@bash scripts/has-champion.sh || $(MAKE) --no-print-directory train
+
+demo: setup up init-db ingest train-if-needed serve ## Everything: set-up, stack, data, model, API, webapp
 	@bash scripts/demo-summary.sh
 
 # ---------------------------------------------------------------- tests
