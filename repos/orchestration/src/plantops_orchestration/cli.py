@@ -1,0 +1,64 @@
+"""`plantops-data`: create and seed the table, add sources, ingest without Airflow, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import typer
+
+from plantops_orchestration import db, ingest
+from plantops_orchestration.config import get_settings
+
+app = typer.Typer(help="PlantOps data: the plants_data table and the ingestion into S3.")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command("init-db")
+def init_db(seed: bool = typer.Option(True, help="Insert the 400 canonical rows.")) -> None:
+    """Create plants_data, add the pipeline's columns, insert the canonical rows (idempotent)."""
+    settings = get_settings()
+    with db.connection(settings) as conn:
+        added = db.init_db(conn, seed=seed)
+        counts = db.status_counts(conn)
+    changes = ", ".join(added) if added else "schema already up to date"
+    typer.echo(f"plants_data in {settings.mysql_database}: {changes}; rows by status: {counts}")
+
+
+@app.command()
+def add(
+    url: str = typer.Option(..., help="http(s):// URL or s3://bucket/key of the image."),
+    label: str = typer.Option(..., help="Class name, e.g. dandelion (a-z, 0-9, _ and -)."),
+) -> None:
+    """Add one image source; the next ingestion stores it and makes a new dataset version."""
+    settings = get_settings()
+    with db.connection(settings) as conn:
+        try:
+            row_id, created = db.add_row(conn, url, label)
+        except ValueError as error:  # RowConflict included
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+    typer.echo(f"row {row_id} {'added' if created else 'already present'}: {label} {url}")
+
+
+@app.command("ingest")
+def ingest_command() -> None:
+    """Run the whole ingestion once without Airflow and print its report as JSON."""
+    typer.echo(json.dumps(ingest.run_all(get_settings()), indent=2))
+
+
+@app.command()
+def status() -> None:
+    """Rows by status, the failed rows with their reasons, and the latest dataset version."""
+    settings = get_settings()
+    with db.connection(settings) as conn:
+        report = {"rows": db.status_counts(conn), "failed": db.failed_rows(conn)}
+    report["latest_dataset_version"] = ingest.latest_version(settings)
+    typer.echo(json.dumps(report, indent=2, default=str))

@@ -1,0 +1,66 @@
+"""Running the training CLI of the training environment as a subprocess.
+
+Airflow's environment never installs torch: training runs in its own
+virtualenv locally (PLANTOPS_TRAIN_COMMAND) and in its own image elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from plantops_orchestration.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+def training_argv(settings: Settings, dataset_version: str) -> list[str]:
+    """`<command> train --dataset-version <version> <extra args>` as argv."""
+    command = shlex.split(settings.train_command)
+    if not command:
+        raise TrainingFailed("PLANTOPS_TRAIN_COMMAND is empty")
+    executable = command[0]
+    if shutil.which(executable) is None and not Path(executable).is_file():
+        raise TrainingFailed(
+            f"training command {executable!r} not found: set PLANTOPS_TRAIN_COMMAND to the "
+            "plantops-train of the training environment (run `make setup` in repos/ml-training)"
+        )
+    extra = shlex.split(settings.train_args)
+    return [*command, "train", "--dataset-version", dataset_version, *extra]
+
+
+def run_training(settings: Settings, dataset_version: str) -> dict:
+    """Run training, streaming its output to our log; raise if it fails or times out."""
+    argv = training_argv(settings, dataset_version)
+    log.info("running %s", shlex.join(argv))
+    started = time.monotonic()
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    ) as process:
+        assert process.stdout is not None
+        tail: list[str] = []
+        for line in process.stdout:
+            log.info("train | %s", line.rstrip())
+            tail = [*tail[-19:], line.rstrip()]
+            if time.monotonic() - started > settings.train_timeout_s:
+                process.kill()
+                raise TrainingFailed(f"training ran over {settings.train_timeout_s} s")
+        code = process.wait()
+    seconds = round(time.monotonic() - started, 1)
+    if code != 0:
+        last = "\n".join(tail)
+        raise TrainingFailed(f"training exited with code {code} after {seconds} s:\n{last}")
+    return {"dataset_version": dataset_version, "seconds": seconds, "command": shlex.join(argv)}
