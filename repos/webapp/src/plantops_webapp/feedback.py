@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import mysql.connector
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 from mysql.connector import errorcode
@@ -55,6 +56,11 @@ class FeedbackStore:
             access_key=settings.s3_access_key,
             secret_key=secret,
             secure=settings.s3_secure,
+            # Fail within seconds, not minutes: the user is waiting on the page.
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=3, read=15),
+                retries=urllib3.Retry(total=2, backoff_factor=0.2),
+            ),
         )
 
     def save(self, upload: PendingUpload, label: str) -> FeedbackOutcome:
@@ -82,9 +88,9 @@ class FeedbackStore:
                 length=len(upload.image),
                 content_type=upload.image_format.media_type,
             )
-        except (S3Error, OSError, ValueError) as exc:
-            # ValueError: the minio client's own errors (e.g. a bad endpoint); urllib3 errors
-            # are OSErrors. Either way the photo is not stored and no row is written.
+        except (S3Error, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            # ValueError: the minio client's own errors (e.g. a bad endpoint). Either way the
+            # photo is not stored and no row is written.
             raise FeedbackUnavailable("The image store cannot be reached.") from exc
 
     def _connect(self):

@@ -1,0 +1,107 @@
+"""Routes against a real inference API process serving a tiny ONNX model (no mocks)."""
+
+import re
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support import LABELS, csrf_token_in, photo
+
+pytestmark = pytest.mark.integration
+
+
+def upload(client: TestClient, data: bytes, name: str = "plant.jpg", media_type="image/jpeg"):
+    token = csrf_token_in(client.get("/").text)
+    files = {"file": (name, data, media_type)}
+    return client.post("/predict", data={"csrf_token": token}, files=files, follow_redirects=False)
+
+
+def result_of(client: TestClient, data: bytes, name: str = "plant.jpg"):
+    answer = upload(client, data, name)
+    assert answer.status_code == 303, answer.text
+    return answer.headers["location"], client.get(answer.headers["location"])
+
+
+def test_a_photo_gives_label_confidence_a_bar_per_label_and_the_model(webapp, inference_api):
+    image = photo("dandelion", 3).read_bytes()
+    expected = httpx.post(f"{inference_api}/v1/predict", files={"file": ("p.jpg", image)}).json()
+    location, page = result_of(webapp, image)
+    assert page.status_code == 200
+    shown = re.search(r'id="predicted-label">([^<]+)<', page.text).group(1)
+    assert shown == expected["label"]
+    assert f"{expected['confidence'] * 100:.1f}%" in page.text
+    meters = re.findall(r'<meter [^>]*value="([0-9.e-]+)"', page.text)
+    assert len(meters) == len(LABELS)
+    assert sorted(float(v) for v in meters) == pytest.approx(
+        sorted(expected["probabilities"].values())
+    )
+    assert f"version {expected['model']['version']}" in page.text
+    image_answer = webapp.get(f"{location}/image")
+    assert image_answer.headers["content-type"] == "image/jpeg"
+    assert image_answer.content == image
+
+
+def test_a_text_file_gives_the_apis_own_message_on_the_upload_page(webapp, inference_api):
+    text = b"these are not the pixels you are looking for\n"
+    api = httpx.post(f"{inference_api}/v1/predict", files={"file": ("notes.txt", text)})
+    assert 400 <= api.status_code < 500
+    answer = upload(webapp, text, "notes.txt", "text/plain")
+    assert answer.status_code == api.status_code
+    assert 'role="alert"' in answer.text
+    assert api.json()["message"].replace("'", "&#39;") in answer.text
+    assert '<form class="upload-form"' in answer.text  # the user can try again right there
+
+
+def test_a_hostile_file_name_is_shown_escaped(webapp):
+    name = "<script>alert(1)</script>.jpg"
+    _, page = result_of(webapp, photo().read_bytes(), name)
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in page.text
+
+
+def test_a_low_confidence_prediction_carries_a_notice(inference_api):
+    from plantops_webapp.main import create_app
+    from tests.conftest import make_settings
+
+    # With a threshold of 100%, every prediction is "low confidence".
+    settings = make_settings(inference_api, webapp_low_confidence=1.0)
+    with TestClient(create_app(settings)) as client:
+        _, page = result_of(client, photo().read_bytes())
+    assert 'id="low-confidence"' in page.text
+    assert "not sure" in page.text
+
+
+def test_a_confident_prediction_has_no_low_confidence_notice(inference_api):
+    from plantops_webapp.main import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(inference_api, webapp_low_confidence=0.0)
+    with TestClient(create_app(settings)) as client:
+        _, page = result_of(client, photo().read_bytes())
+    assert 'id="low-confidence"' not in page.text
+
+
+def test_the_model_page_shows_what_the_api_serves(webapp, inference_api):
+    info = httpx.get(f"{inference_api}/v1/model").json()
+    page = webapp.get("/model")
+    assert page.status_code == 200
+    assert f'id="model-name">{info["name"]}<' in page.text
+    assert f'id="model-version">{info["version"]}<' in page.text
+    assert ", ".join(LABELS) in page.text
+    assert " x ".join(str(n) for n in info["input_size"]) in page.text
+
+
+def test_readiness_follows_the_api(webapp):
+    ready = webapp.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+
+
+def test_metrics_count_requests_and_predictions_by_label(webapp):
+    _, page = result_of(webapp, photo().read_bytes())
+    label = re.search(r'id="predicted-label">([^<]+)<', page.text).group(1)
+    metrics = webapp.get("/metrics").text
+    assert f'plantops_webapp_predictions_total{{label="{label}"}} 1.0' in metrics
+    assert 'route="/predict"' in metrics and 'status="303"' in metrics
+    assert "plantops_webapp_request_duration_seconds_bucket" in metrics
