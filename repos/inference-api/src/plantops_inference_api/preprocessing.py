@@ -104,16 +104,16 @@ def _too_many_pixels_message(limit: int, width: int = 0, height: int = 0) -> str
     return f"The image is too large{size}: at most {limit} pixels are accepted. Resize it first."
 
 
+def resized_size(width: int, height: int, shorter_side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side at `shorter_side`; the other is Python-rounded."""
+    short, long = min(width, height), max(width, height)
+    new_long = round(long * shorter_side / short)
+    return (shorter_side, new_long) if width <= height else (new_long, shorter_side)
+
+
 def resize_and_crop(image: Image.Image, spec: PreprocessingSpec) -> Image.Image:
     """Resize the shorter side to `resize_shorter_side`, then centre-crop `crop_size`."""
-    width, height = image.size
-    short, long = min(width, height), max(width, height)
-    new_long = round(long * spec.resize_shorter_side / short)
-    size = (
-        (spec.resize_shorter_side, new_long)
-        if width <= height
-        else (new_long, spec.resize_shorter_side)
-    )
+    size = resized_size(image.width, image.height, spec.resize_shorter_side)
     image = image.resize(size, RESAMPLE_FILTERS[spec.resample])
     left = (size[0] - spec.crop_size) // 2
     top = (size[1] - spec.crop_size) // 2

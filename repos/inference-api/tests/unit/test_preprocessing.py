@@ -1,0 +1,208 @@
+"""The preprocessing spec applied exactly as docs/architecture.md writes it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import image_bytes
+from modelkit import spec_dict
+from PIL import Image
+
+from plantops_inference_api.errors import ImageTooLarge, InvalidImage
+from plantops_inference_api.preprocessing import (
+    PreprocessingSpec,
+    decode_image,
+    preprocess,
+    preprocess_bytes,
+    resize_and_crop,
+    resized_size,
+)
+
+pytestmark = pytest.mark.unit
+
+MAX_PIXELS = 40_000_000
+
+
+def spec(**overrides) -> PreprocessingSpec:
+    return PreprocessingSpec.model_validate(spec_dict(["a", "b", "c"], **overrides))
+
+
+def test_pixels_are_cropped_scaled_normalised_per_channel_and_made_chw():
+    # 2 wide, 4 tall; pixel (x, y) = (10y + x, 100 + 10y + x, 200 + 10y + x).
+    hwc = np.array(
+        [[[10 * y + x, 100 + 10 * y + x, 200 + 10 * y + x] for x in range(2)] for y in range(4)],
+        dtype=np.uint8,
+    )
+    s = spec(resize_shorter_side=2, crop_size=2, resample="nearest",
+             mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.125))  # fmt: skip
+    out = preprocess(Image.fromarray(hwc), s)
+    # Shorter side already 2: no resize; crop top = (4 - 2) // 2 = 1, so rows 1 and 2.
+    rows = np.array([[10, 11], [20, 21]], dtype=np.float32)
+    expected = np.stack(
+        [
+            (rows / np.float32(255) - np.float32(0.1)) / np.float32(0.5),
+            ((rows + 100) / np.float32(255) - np.float32(0.2)) / np.float32(0.25),
+            ((rows + 200) / np.float32(255) - np.float32(0.3)) / np.float32(0.125),
+        ]
+    )
+    assert out.dtype == np.float32
+    assert out.shape == (3, 2, 2)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_centre_crop_offsets_are_floor_of_half_the_margin():
+    # 5 wide, 3 tall, unique values; shorter side 3 kept, crop 2: left 1, top 0.
+    hwc = np.arange(5 * 3 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    cropped = resize_and_crop(Image.fromarray(hwc), spec(resize_shorter_side=3, crop_size=2,
+                                                         resample="nearest"))  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(cropped), hwc[0:2, 1:3])
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "shorter", "expected"),
+    [
+        (3, 5, 2, (2, 3)),  # 3.33 -> 3
+        (5, 3, 2, (3, 2)),  # landscape: the width is the long side
+        (4, 6, 3, (3, 4)),  # 4.5 -> 4: Python's round, as the contract says
+        (10, 4, 3, (8, 3)),  # 7.5 -> 8
+        (640, 480, 256, (341, 256)),
+        (7, 7, 256, (256, 256)),  # small images are enlarged
+    ],
+)
+def test_shorter_side_is_resized_and_the_long_side_rounded(width, height, shorter, expected):
+    assert resized_size(width, height, shorter) == expected
+
+
+def test_a_uniform_photo_gives_the_exact_normalised_colour_at_crop_size():
+    out = preprocess_bytes(image_bytes((51, 102, 255), (100, 50), "PNG"), spec(), MAX_PIXELS)
+    assert out.shape == (3, 32, 32)
+    # 51/255 = 0.2, 102/255 = 0.4, 255/255 = 1.0; then (x - 0.5) / 0.5.
+    np.testing.assert_allclose(out[0], -0.6, atol=1e-6)
+    np.testing.assert_allclose(out[1], -0.2, atol=1e-6)
+    np.testing.assert_allclose(out[2], 1.0, atol=1e-6)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected_rgb"),
+    [
+        (image_bytes((10, 200, 30), fmt="PNG"), (10, 200, 30)),
+        (image_bytes((10, 200, 30), fmt="WEBP", lossless=True), (10, 200, 30)),
+        (image_bytes((10, 200, 30), fmt="BMP"), (10, 200, 30)),
+        (image_bytes((10, 200, 30), fmt="TIFF"), (10, 200, 30)),
+        (image_bytes(120, fmt="PNG", mode="L"), (120, 120, 120)),
+        (image_bytes((10, 200, 30, 255), fmt="PNG", mode="RGBA"), (10, 200, 30)),
+        (_png(Image.new("RGB", (20, 20), (0, 0, 255)).convert("P")), (0, 0, 255)),
+    ],
+    ids=["png", "webp", "bmp", "tiff", "grayscale", "rgba", "palette"],
+)
+def test_lossless_formats_and_modes_decode_to_the_same_rgb(data, expected_rgb):
+    image = decode_image(data, MAX_PIXELS)
+    assert image.mode == "RGB"
+    assert image.size == (64, 48) or image.size == (20, 20)
+    assert image.getpixel((5, 5)) == expected_rgb
+
+
+def test_gif_uses_its_first_frame_in_rgb():
+    frames = [Image.new("P", (30, 20), 0), Image.new("P", (30, 20), 1)]
+    frames[0].putpalette([200, 0, 0, 0, 200, 0] + [0] * 762)
+    frames[1].putpalette([200, 0, 0, 0, 200, 0] + [0] * 762)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    image = decode_image(buffer.getvalue(), MAX_PIXELS)
+    assert (image.mode, image.size, image.getpixel((3, 3))) == ("RGB", (30, 20), (200, 0, 0))
+
+
+def test_cmyk_jpeg_is_converted_to_rgb():
+    image = decode_image(image_bytes((0, 255, 255, 0), mode="CMYK"), MAX_PIXELS)
+    r, g, b = image.getpixel((10, 10))
+    assert image.mode == "RGB" and r > 200 and g < 40 and b < 40  # cyan-free, yellow+magenta: red
+
+
+@pytest.mark.parametrize(("orientation", "top_left"), [(6, (250, 0, 0)), (8, (0, 0, 250))])
+def test_exif_orientation_is_applied(orientation, top_left):
+    # Stored 40 wide x 20 tall, left half red, right half blue. Orientation 6 turns it
+    # 90 degrees clockwise to view (left half on top), 8 counter-clockwise (right on top).
+    stored = Image.new("RGB", (40, 20), (250, 0, 0))
+    stored.paste((0, 0, 250), (20, 0, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "PNG", exif=exif)
+    image = decode_image(buffer.getvalue(), MAX_PIXELS)
+    assert image.size == (20, 40)  # upright: portrait
+    assert image.getpixel((2, 2)) == top_left
+
+
+def test_a_jpeg_exif_rotated_photo_is_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    image = decode_image(image_bytes(size=(60, 30), exif=exif.tobytes()), MAX_PIXELS)
+    assert image.size == (30, 60)
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+HTML = b"<!DOCTYPE html><html><body><img src='x.jpg'></body></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"just some text", PDF, HTML, SVG, b"\xff\xd8\xff", bytes(range(256)) * 4],
+    ids=["text", "pdf", "html", "svg", "jpeg-magic-only", "binary-noise"],
+)
+def test_what_is_not_an_image_is_refused_with_a_readable_message(data):
+    with pytest.raises(InvalidImage, match="not an image this API reads"):
+        decode_image(data, MAX_PIXELS)
+
+
+def test_an_empty_file_is_refused():
+    with pytest.raises(InvalidImage, match="empty"):
+        decode_image(b"", MAX_PIXELS)
+
+
+def test_a_truncated_jpeg_is_refused():
+    whole = image_bytes(size=(256, 256))
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        decode_image(whole[: len(whole) // 2], MAX_PIXELS)
+
+
+def test_a_decompression_bomb_is_refused_before_its_pixels_are_decoded():
+    bomb = _png(Image.new("1", (10_000, 10_000)))  # 100 Mpixel, about 12 KB of PNG
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooLarge, match="10000x10000"):
+        decode_image(bomb, MAX_PIXELS)
+
+
+def test_a_bomb_over_pillows_own_hard_limit_is_refused_as_too_large():
+    bomb = _png(Image.new("1", (20_000, 20_000)))
+    with pytest.raises(ImageTooLarge):
+        decode_image(bomb, 10**12)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"crop_size": 300, "resize_shorter_side": 256}, "crop_size"),
+        ({"labels": ["only-one"]}, "labels"),
+        ({"labels": ["a", "a"]}, "unique"),
+        ({"format_version": 2}, "format_version"),
+        ({"resample": "magic"}, "resample"),
+        ({"std": [0.5, 0.0, 0.5]}, "std"),
+        ({"mean": [0.5, 0.5]}, "mean"),
+    ],
+)
+def test_an_inconsistent_spec_is_refused(tmp_path, change, message):
+    path = tmp_path / "preprocessing.json"
+    import json
+
+    path.write_text(json.dumps({**spec_dict(["a", "b"]), **change}))
+    with pytest.raises(ValueError, match=message):
+        PreprocessingSpec.read(path)
