@@ -73,6 +73,10 @@ class ReloadFailed(ClientError):
 
 
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+HTTP_ERROR_MESSAGES = {
+    404: "No such endpoint. The API is described at /docs.",
+    405: "This endpoint does not take that HTTP method. The API is described at /docs.",
+}
 
 
 def error_body(code: str, message: str, **extra: object) -> dict:
@@ -103,7 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else "Request refused."
+        message = HTTP_ERROR_MESSAGES.get(exc.status_code) or (
+            exc.detail if isinstance(exc.detail, str) else "Request refused."
+        )
         code = HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return JSONResponse(
             error_body(code, message),
