@@ -9,6 +9,7 @@ objects, so a crash at any point leaves nothing pointing at a missing object.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -146,7 +147,10 @@ def store_chunk(settings, conn, client, pool, outcomes, report: IngestReport) ->
     for item in prepared:  # in id order: the lowest id stores the content
         if item.image.sha256 not in known:
             firsts.setdefault(item.image.sha256, item)
-    results = list(pool.map(lambda item: _store_objects(settings, client, item), firsts.values()))
+    outage = threading.Event()  # once S3 fails, the rest of the chunk does not try
+    results = list(
+        pool.map(lambda item: _store_objects(settings, client, item, outage), firsts.values())
+    )
     for item, error in zip(firsts.values(), results, strict=True):
         if error is None:
             url = s3_uri(
@@ -169,8 +173,12 @@ def store_chunk(settings, conn, client, pool, outcomes, report: IngestReport) ->
     conn.commit()
 
 
-def _store_objects(settings: Settings, client, item: Prepared) -> storage.StorageError | None:
+def _store_objects(
+    settings: Settings, client, item: Prepared, outage: threading.Event
+) -> storage.StorageError | None:
     """Put raw/ then fmt/; return the error instead of raising, so the chunk can finish."""
+    if outage.is_set():
+        return storage.StorageError("not stored: S3 failed earlier in this chunk")
     label, sha = item.row.label, item.image.sha256
     metadata = {
         "source-url": _ascii(item.row.url_source),
@@ -189,6 +197,7 @@ def _store_objects(settings: Settings, client, item: Prepared) -> storage.Storag
             client, settings.s3_bucket, fmt_key(label, sha), item.image.fmt_jpeg, "image/jpeg"
         )
     except storage.StorageError as error:
+        outage.set()
         return error
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -20,11 +21,18 @@ class StorageError(RuntimeError):
 
 
 def make_client(settings: Settings) -> Minio:
+    # minio's own default waits 5 minutes on a hung server; fail in seconds instead.
+    http = urllib3.PoolManager(
+        maxsize=max(10, settings.download_concurrency),
+        timeout=urllib3.Timeout(connect=5, read=60),
+        retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
     return Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key,
         secure=settings.s3_secure,
+        http_client=http,
     )
 
 

@@ -64,7 +64,8 @@ def test_bad_sources_fail_with_a_reason_and_good_ones_are_stored(
         "chunked": (f"{base}/chunked-huge/10.jpg", "failed", "over the limit"),
         "loop": (f"{base}/loop/11.jpg", "failed", "too many redirects"),
     }
-    ids = dict(zip(cases, add_rows(conn, [(url, "grass") for url, _, _ in cases.values()])))
+    row_ids = add_rows(conn, [(url, "grass") for url, _, _ in cases.values()])
+    ids = dict(zip(cases, row_ids, strict=True))
 
     result = ingest.run_all(settings)
 
