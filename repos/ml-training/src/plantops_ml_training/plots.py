@@ -1,0 +1,68 @@
+"""PNG plots logged with each run: the confusion matrix and the worst mistakes."""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI; must precede pyplot
+import matplotlib.pyplot as plt
+from PIL import Image
+
+from plantops_ml_training.evaluate import (
+    Predictions,
+    confusion_matrix,
+    worst_mistakes,
+)
+
+
+def plot_confusion_matrix(predictions: Predictions, path: Path) -> Path:
+    matrix = confusion_matrix(predictions)
+    labels = predictions.labels
+    size = 1.2 + 1.1 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax.imshow(matrix, cmap="Greens")
+    ax.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="true",
+        title="Test confusion matrix",
+    )
+    for row, col in product(range(len(labels)), repeat=2):
+        count = matrix[row, col]
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(col, row, str(count), ha="center", va="center", color=colour)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_worst_mistakes(predictions: Predictions, image_paths: list[Path], path: Path) -> Path:
+    """A grid of the most confident wrong predictions (or a note when there are none)."""
+    indices = worst_mistakes(predictions)
+    columns = 4
+    rows = max(1, math.ceil(len(indices) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if not indices:
+        axes[0, 0].text(0, 0.5, "no mistakes on the test split", fontsize=12)
+    for ax, index in zip(axes.flat, indices, strict=False):
+        with Image.open(image_paths[index]) as image:
+            image.thumbnail((256, 256))
+            ax.imshow(image.convert("RGB"))
+        predicted = predictions.labels[predictions.predicted[index]]
+        confidence = predictions.probs[index].max()
+        truth = predictions.examples[index].label
+        ax.set_title(f"true {truth}\npred {predicted} ({confidence:.2f})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -1,0 +1,45 @@
+"""Model assembly: parameter groups, freezing, and the flip-averaging serving model."""
+
+import pytest
+import torch
+
+from plantops_ml_training.model import ServingModel, build_backbone, build_classifier, splitter
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build_classifier(build_backbone("efficientnet-lite0", 64), n_labels=3)
+
+
+def test_lite0_maps_images_to_one_logit_per_label(lite0):
+    assert lite0.eval()(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_splitter_gives_three_groups_covering_every_parameter_once(lite0):
+    groups = splitter(lite0)
+    assert len(groups) == 3
+    ids = [id(p) for group in groups for p in group]
+    assert len(ids) == len(set(ids)) == len(list(lite0.parameters()))
+    head_ids = {id(p) for p in lite0.head.parameters()}
+    assert {id(p) for p in groups[-1]} == head_ids
+
+
+def test_pretrained_weights_are_loaded_not_random():
+    first = build_backbone("efficientnet-lite0", 64).body.net._conv_stem.weight
+    second = build_backbone("efficientnet-lite0", 64).body.net._conv_stem.weight
+    assert torch.equal(first, second)  # random initialisation would differ
+
+
+def test_flip_tta_makes_the_output_mirror_invariant(lite0):
+    serving = ServingModel(lite0, tta_flip=True).eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(serving(image), serving(torch.flip(image, dims=[3])), atol=1e-5)
+
+
+def test_resnet_body_works_without_downloading_weights():
+    model = build_classifier(build_backbone("resnet18", 64, pretrained=False), n_labels=2)
+    assert len(splitter(model)) == 3
+    assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
