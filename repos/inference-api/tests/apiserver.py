@@ -19,8 +19,9 @@ def running_api(env: dict[str, str], log_file: Path, wait_ready: bool = True) ->
     """Start `uvicorn plantops_inference_api.main:create_app`; yield its base URL."""
     port = free_port()
     full_env = {**os.environ, "PLANTOPS_API_PORT": str(port), **env}
-    command = [sys.executable, "-m", "uvicorn", "plantops_inference_api.main:create_app",
-               "--factory", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+    app = "plantops_inference_api.main:create_app"
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-access-log"]
     with log_file.open("wb") as log:
         proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -46,3 +46,23 @@ def predict(
         probs = model.probabilities(x[None])[0]
         out = {"file": str(path), **dict(zip(model.labels, map(float, probs), strict=True))}
         typer.echo(json.dumps(out))
+
+
+@app.command("check-skew")
+def check_skew_command(
+    api_url: Annotated[str, typer.Option(help="A running API.")] = "http://127.0.0.1:8000",
+    tolerance: Annotated[float, typer.Option(help="Largest accepted difference.")] = 1e-4,
+    limit: Annotated[int, typer.Option(help="Check only the first N images (0: all).")] = 0,
+) -> None:
+    """Check the served model's probabilities against training's test_predictions.csv.
+
+    Images are read by key from PLANTOPS_S3_BUCKET; S3 settings from PLANTOPS_S3_*.
+    """
+    from plantops_inference_api.config import get_settings
+    from plantops_inference_api.skew import check_skew
+
+    settings = get_settings()
+    report = check_skew(settings, api_url, settings.s3_bucket, limit)
+    typer.echo(json.dumps(report.__dict__))
+    if not report.ok(tolerance):
+        raise typer.Exit(1)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     s3_secure: bool = False
+    # The image layers (fmt/ keys of test_predictions.csv): read only by `check-skew`.
+    s3_bucket: str = "plantops-data"
 
     # How often the alias is checked for a new version once a model serves, and how
     # often loading is retried while none does (MLflow or S3 down at start).

@@ -1,0 +1,100 @@
+"""Registering model versions on the real MLflow test server, as training does.
+
+The producer side follows docs/architecture.md: the model files are logged under the
+run's artifact path `model/`, the registered version's source is that S3 folder, and
+the alias `champion` points at the served version. (Tests only: the API itself never
+imports mlflow.)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+
+def register_version(
+    tracking_uri: str,
+    name: str,
+    model_dir: Path,
+    alias: str | None = "champion",
+    tags: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> str:
+    """Log `model_dir` as a run's `model/` artifacts, register it, point `alias` at it."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        mlflow.set_tags(tags or {})
+        mlflow.log_metrics(metrics or {})
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # already registered by an earlier version
+    version = client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def move_alias(tracking_uri: str, name: str, version: str, alias: str = "champion") -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version)
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be switched on later: a server that is down, then up."""
+
+    def __init__(self, target_host: str, target_port: int, listen_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = listen_port
+        self._server: socket.socket | None = None
+
+    def start(self) -> None:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
