@@ -1,6 +1,7 @@
 """The body size limit refuses a big upload before reading it whole (plain ASGI calls)."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.requests import Request
@@ -39,7 +40,9 @@ def call(headers: list[tuple[bytes, bytes]], chunks: int) -> tuple[int, int]:
 
     scope = {"type": "http", "method": "POST", "path": "/predict", "headers": headers}
     app = BodySizeLimit(reads_everything, max_bytes=5000, too_large=too_large)
-    asyncio.run(app(scope, receive, send))
+    # A thread of its own: the browser tests' Playwright keeps an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return sent[0]["status"], pulled
 
 
