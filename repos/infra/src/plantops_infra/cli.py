@@ -69,3 +69,42 @@ def stack_env() -> None:
     """Print the shell exports the other components need to reach this stack."""
     for key, value in _stack().component_env().items():
         typer.echo(f"export {key}={value!r}")
+
+
+@app.command("rollout")
+def rollout(
+    namespace: str = typer.Option("plantops", help="Namespace the overlay was applied to."),
+    timeout: float = typer.Option(600.0, help="Seconds to wait before giving up."),
+    interval: float = typer.Option(5.0, help="Seconds between two looks."),
+    context: str | None = typer.Option(None, help="kubeconfig context (default: current)."),
+) -> None:
+    """Wait until every Deployment and StatefulSet of the namespace is ready; exit 1 if not."""
+    from kubernetes.client.exceptions import ApiException
+
+    from plantops_infra.rollout import apps_api, wait_for_rollout
+
+    seen: dict[str, str] = {}
+
+    def show_changes(workloads) -> None:
+        # One line per workload whenever its state changes, not a screen every interval.
+        for workload in workloads:
+            line = workload.line()
+            if seen.get(workload.name) != line:
+                seen[workload.name] = line
+                typer.echo(line)
+
+    try:
+        report = wait_for_rollout(apps_api(context), namespace, timeout, interval, show_changes)
+    except ApiException as error:
+        typer.secho(f"error: Kubernetes API: {error.status} {error.reason}", fg="red", err=True)
+        raise typer.Exit(1) from error
+    if not report.workloads:
+        typer.secho(f"error: no Deployment or StatefulSet in namespace {namespace!r}", err=True)
+        raise typer.Exit(1)
+    if not report.done:
+        names = ", ".join(f"{w.kind}/{w.name}" for w in report.waiting)
+        typer.secho(f"not ready after {report.elapsed_s:.0f} s: {names}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"all {len(report.workloads)} workloads of {namespace} ready in {report.elapsed_s:.0f} s"
+    )

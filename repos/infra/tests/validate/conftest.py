@@ -76,9 +76,9 @@ def settings_env_vars(component: str) -> set[str]:
             isinstance(base, ast.Name) and base.id == "BaseSettings" for base in node.bases
         ):
             for item in node.body:
-                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                    if item.target.id != "model_config":
-                        names.add("PLANTOPS_" + item.target.id.upper())
+                is_field = isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+                if is_field and item.target.id != "model_config":
+                    names.add("PLANTOPS_" + item.target.id.upper())
     return names
 
 

@@ -54,10 +54,8 @@ def config() -> dict:
 
 
 def test_compose_file_is_valid():
-    result = run(
-        [compose_binary(), "-f", COMPOSE_DIR / "docker-compose.yml"]
-        + ["--env-file", ENV_EXAMPLE, "config", "-q"]
-    )
+    compose_file = COMPOSE_DIR / "docker-compose.yml"
+    result = run([compose_binary(), "-f", compose_file, "--env-file", ENV_EXAMPLE, "config", "-q"])
     assert result.returncode == 0, result.output
 
 
@@ -65,7 +63,9 @@ def test_a_broken_compose_file_is_refused(broken_copy):
     compose_dir = broken_copy(COMPOSE_DIR)
     path = compose_dir / "docker-compose.yml"
     # A dependency on a service that does not exist.
-    path.write_text(path.read_text().replace("condition: service_healthy", "condition: sevice_up", 1))
+    path.write_text(
+        path.read_text().replace("condition: service_healthy", "condition: sevice_up", 1)
+    )
     result = run([compose_binary(), "-f", path, "--env-file", ENV_EXAMPLE, "config", "-q"])
     assert result.returncode != 0
 
@@ -75,10 +75,8 @@ def test_no_secret_without_the_env_file(broken_copy):
     compose_dir = broken_copy(COMPOSE_DIR)
     empty_env = compose_dir / "empty.env"
     empty_env.write_text("")
-    result = run(
-        [compose_binary(), "-f", compose_dir / "docker-compose.yml"]
-        + ["--env-file", empty_env, "config", "-q"]
-    )
+    compose_file = compose_dir / "docker-compose.yml"
+    result = run([compose_binary(), "-f", compose_file, "--env-file", empty_env, "config", "-q"])
     assert result.returncode != 0
     assert "set in compose/.env" in result.output
 
@@ -115,7 +113,9 @@ def test_every_built_image_has_a_dockerfile(config):
 def test_env_vars_exist_in_the_component_settings(config):
     for name, component in SERVICE_COMPONENT.items():
         known = settings_env_vars(component)
-        given = {k for k in config["services"][name].get("environment", {}) if k.startswith("PLANTOPS_")}
+        given = {
+            k for k in config["services"][name].get("environment", {}) if k.startswith("PLANTOPS_")
+        }
         unknown = given - known
         assert not unknown, f"{name} sets {sorted(unknown)}, which {component} does not read"
 
@@ -128,14 +128,16 @@ def test_published_ports_match_the_components(config):
     webapp_cli = (REPOS / "webapp/src/plantops_webapp/cli.py").read_text()
     default_port = re.search(r"typer\.Option\((\d+), envvar=\"PLANTOPS_WEBAPP_PORT\"", webapp_cli)
     assert default_port, "webapp's CLI no longer has a default port option"
-    assert any(p["target"] == int(default_port.group(1)) for p in config["services"]["webapp"]["ports"])
+    assert any(
+        p["target"] == int(default_port.group(1)) for p in config["services"]["webapp"]["ports"]
+    )
 
 
 def test_health_checks_point_at_existing_routes(config):
     for name, component in (("inference-api", "inference-api"), ("webapp", "webapp")):
         test = " ".join(config["services"][name]["healthcheck"]["test"])
         path = re.search(r"http://127\.0\.0\.1:\d+(/\w+)", test).group(1)
-        routes = "".join(
-            p.read_text() for p in (REPOS / component / "src").rglob("routes/*.py")
+        routes = "".join(p.read_text() for p in (REPOS / component / "src").rglob("routes/*.py"))
+        assert f'"{path}"' in routes, (
+            f"{name}'s health check calls {path}, not a route of {component}"
         )
-        assert f'"{path}"' in routes, f"{name}'s health check calls {path}, not a route of {component}"

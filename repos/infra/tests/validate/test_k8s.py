@@ -150,9 +150,13 @@ def test_env_vars_exist_in_the_component_settings(rendered):
             component = component_of(container)
             if component is None:
                 continue
-            given = {e["name"] for e in container.get("env", []) if e["name"].startswith("PLANTOPS_")}
+            given = {
+                e["name"] for e in container.get("env", []) if e["name"].startswith("PLANTOPS_")
+            }
             unknown = given - settings_env_vars(component)
-            assert not unknown, f"{doc['metadata']['name']} sets {sorted(unknown)} unknown to {component}"
+            assert not unknown, (
+                f"{doc['metadata']['name']} sets {sorted(unknown)} unknown to {component}"
+            )
 
 
 def test_every_plantops_image_has_a_dockerfile(rendered):

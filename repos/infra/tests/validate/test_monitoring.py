@@ -80,7 +80,11 @@ def test_alert_unit_tests_catch_a_broken_threshold(tmp_path):
     copy = tmp_path / "prometheus"
     shutil.copytree(PROMETHEUS, copy)
     rules = copy / "rules" / "plantops.yml"
-    rules.write_text(rules.read_text().replace("plantops:api_error_ratio:rate5m > 0.01", "plantops:api_error_ratio:rate5m > 0.05"))
+    rules.write_text(
+        rules.read_text().replace(
+            "plantops:api_error_ratio:rate5m > 0.01", "plantops:api_error_ratio:rate5m > 0.05"
+        )
+    )
     result = run([tool("promtool"), "test", "rules", copy / "tests" / "plantops_test.yml"])
     assert result.returncode != 0
 

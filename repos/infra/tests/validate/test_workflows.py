@@ -108,6 +108,8 @@ def test_a_step_that_is_not_a_make_target_is_refused():
 
 def test_every_component_has_a_ci_workflow():
     missing = [
-        c.name for c in REPOS.iterdir() if c.is_dir() and not (c / ".github/workflows/ci.yml").exists()
+        c.name
+        for c in REPOS.iterdir()
+        if c.is_dir() and not (c / ".github/workflows/ci.yml").exists()
     ]
     assert not missing, f"components without .github/workflows/ci.yml: {missing}"
