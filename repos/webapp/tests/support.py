@@ -70,9 +70,12 @@ def csrf_token_in(html: str) -> str:
     return match.group(1)
 
 
-# The canonical columns of `plants_data` (docs/architecture.md); the orchestration SQL adds
-# pipeline columns, and the web app relies on these four only.
-PLANTS_DATA_DDL = """
+# The table as the orchestration component creates it, when its repository is beside this
+# one; otherwise the canonical columns of docs/architecture.md, the only ones the web app uses.
+ORCHESTRATION_SCHEMA = (
+    WEBAPP_DIR.parent / "orchestration" / "src" / "plantops_orchestration" / "sql" / "schema.sql"
+)
+CANONICAL_DDL = """
 CREATE TABLE IF NOT EXISTS plants_data (
     id BIGINT AUTO_INCREMENT PRIMARY KEY,
     url_source VARCHAR(512) NOT NULL UNIQUE,
@@ -82,9 +85,15 @@ CREATE TABLE IF NOT EXISTS plants_data (
 """
 
 
+def plants_data_ddl() -> str:
+    if ORCHESTRATION_SCHEMA.is_file():
+        return ORCHESTRATION_SCHEMA.read_text()
+    return CANONICAL_DDL
+
+
 def create_plants_data(connection) -> None:
     cursor = connection.cursor()
-    cursor.execute(PLANTS_DATA_DDL)
+    cursor.execute(plants_data_ddl())
     connection.commit()
     cursor.close()
 

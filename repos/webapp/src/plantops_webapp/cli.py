@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+
+from plantops_webapp.config import get_settings
 
 app = typer.Typer(help="PlantOps web app.", no_args_is_help=True)
 
@@ -19,6 +22,15 @@ def serve(
     port: int = typer.Option(8080, envvar="PLANTOPS_WEBAPP_PORT", help="Port to listen on."),
 ) -> None:
     """Serve the pages; settings come from PLANTOPS_* variables (see the README)."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        # Say which variable is wrong before uvicorn buries it in a traceback.
+        problems = "; ".join(
+            f"PLANTOPS_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        typer.echo(f"Invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         "plantops_webapp.main:create_app", factory=True, host=host, port=port, proxy_headers=True
     )
