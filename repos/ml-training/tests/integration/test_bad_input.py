@@ -1,0 +1,92 @@
+"""Bad input is refused with a clear message before training, and nothing is registered."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+from plantops_infra.processes import free_port
+from typer.testing import CliRunner
+
+from plantops_ml_training.cli import app
+from plantops_ml_training.config import REGISTERED_MODEL, get_settings
+
+from .conftest import TINY_CONFIG, Split, put_dataset, put_manifest
+
+pytestmark = pytest.mark.integration
+
+
+def registered_versions(mlflow_server) -> int:
+    return len(MlflowClient(mlflow_server.url).search_model_versions(f"name='{REGISTERED_MODEL}'"))
+
+
+@pytest.fixture
+def refused(stack_env, mlflow_server):
+    """Run `train` expecting a refusal; check it is fast and registers nothing."""
+
+    def run(env_changes: dict[str, str] | None = None, *flags: str) -> str:
+        before = registered_versions(mlflow_server)
+        env = {**stack_env, **(env_changes or {})}
+        get_settings.cache_clear()
+        started = time.perf_counter()
+        result = CliRunner().invoke(app, ["train", "--config", str(TINY_CONFIG), *flags], env=env)
+        elapsed = time.perf_counter() - started
+        get_settings.cache_clear()
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert registered_versions(mlflow_server) == before
+        assert elapsed < 60, "refusals must come before any training"
+        return result.output
+
+    return run
+
+
+def test_an_unknown_dataset_version_is_named(refused):
+    output = refused(None, "--dataset-version", "no-such-version")
+    assert "Unknown dataset version 'no-such-version'" in output
+
+
+def test_latest_without_any_published_dataset(refused, s3_server):
+    name = f"empty-{free_port()}"
+    s3_server.ensure_buckets(name)
+    output = refused({"PLANTOPS_S3_BUCKET": name})
+    assert "agg/latest.json does not exist" in output
+
+
+def test_a_manifest_with_one_label_is_refused(refused, s3_server, data_bucket, images_dir):
+    put_dataset(
+        s3_server.client(), data_bucket, "one-label", images_dir, Split(2, 1, 1), ("grass",), False
+    )
+    assert "at least two" in refused(None, "--dataset-version", "one-label")
+
+
+def test_a_manifest_with_an_empty_split_is_refused(refused, s3_server, data_bucket, images_dir):
+    rows = put_dataset(s3_server.client(), data_bucket, "no-test", images_dir, Split(2, 1, 0))
+    put_manifest(s3_server.client(), data_bucket, "no-test", rows)
+    assert "no images in its 'test' split" in refused(None, "--dataset-version", "no-test")
+
+
+def test_an_image_whose_bytes_disagree_with_the_manifest(
+    refused, s3_server, data_bucket, images_dir
+):
+    rows = put_dataset(s3_server.client(), data_bucket, "bad-hash", images_dir, Split(2, 1, 1))
+    rows[0]["sha256"] = "0" * 64
+    put_manifest(s3_server.client(), data_bucket, "bad-hash", rows)
+    output = refused(None, "--dataset-version", "bad-hash")
+    assert rows[0]["key"] in output and "manifest says" in output
+
+
+def test_s3_unreachable(refused):
+    output = refused({"PLANTOPS_S3_ENDPOINT": f"127.0.0.1:{free_port()}"})
+    assert "S3 at 127.0.0.1" in output
+
+
+def test_wrong_s3_credentials(refused):
+    assert "cannot be used" in refused({"PLANTOPS_S3_SECRET_KEY": "wrong"})
+
+
+def test_mlflow_unreachable(refused):
+    url = f"http://127.0.0.1:{free_port()}"
+    output = refused({"PLANTOPS_MLFLOW_TRACKING_URI": url})
+    assert f"MLflow tracking server {url} does not answer" in output
