@@ -1,0 +1,53 @@
+"""Running the training command: argv, output, failures (real subprocesses, no Airflow)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from plantops_orchestration.config import Settings
+from plantops_orchestration.training import TrainingFailed, run_training, training_argv
+
+pytestmark = pytest.mark.unit
+
+
+def settings(**overrides) -> Settings:
+    return Settings(
+        mysql_user="u", mysql_password="p", s3_access_key="a", s3_secret_key="s", **overrides
+    )
+
+
+def script(tmp_path, body: str):
+    path = tmp_path / "trainer"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_argv_is_the_command_then_train_with_the_version_then_extra_args(tmp_path):
+    trainer = script(tmp_path, "exit 0\n")
+    argv = training_argv(
+        settings(train_command=f"{trainer} --quiet", train_args="--epochs 1"), "ds-1"
+    )
+    assert argv == [str(trainer), "--quiet", "train", "--dataset-version", "ds-1", "--epochs", "1"]
+
+
+def test_a_missing_command_says_how_to_install_it(tmp_path):
+    with pytest.raises(TrainingFailed, match="make setup` in repos/ml-training"):
+        training_argv(settings(train_command=str(tmp_path / "nope")), "ds-1")
+
+
+def test_output_is_logged_and_success_reported(tmp_path, caplog):
+    trainer = script(tmp_path, 'echo "epoch 1 done"\n')
+    with caplog.at_level(logging.INFO):
+        result = run_training(settings(train_command=str(trainer)), "ds-1")
+    assert result["dataset_version"] == "ds-1"
+    assert "train | epoch 1 done" in caplog.text
+
+
+def test_a_failing_training_raises_with_its_last_lines(tmp_path):
+    trainer = script(tmp_path, "echo 'accuracy below the floor' >&2\nexit 3\n")
+    with pytest.raises(TrainingFailed, match="code 3") as error:
+        run_training(settings(train_command=str(trainer)), "ds-1")
+    assert "accuracy below the floor" in str(error.value)
