@@ -8,6 +8,7 @@ imports mlflow.)
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from pathlib import Path
@@ -32,10 +33,8 @@ def register_version(
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
         mlflow.set_tags(tags or {})
         mlflow.log_metrics(metrics or {})
-    try:
+    with contextlib.suppress(MlflowException):  # already registered by an earlier version
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered by an earlier version
     version = client.create_model_version(
         name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
     )
@@ -94,7 +93,5 @@ class TcpProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
