@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ def make_templates() -> Jinja2Templates:
         autoescape=True,
         undefined=StrictUndefined,
     )
+    env.filters["utc_time"] = utc_time
     return Jinja2Templates(env=env)
+
+
+def utc_time(moment: datetime) -> str:
+    """`2026-11-27 21:29 UTC`; a time without a zone is taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def csrf_token(request: Request, settings: Settings) -> str:

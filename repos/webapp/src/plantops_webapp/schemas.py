@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -32,9 +34,10 @@ class Prediction(BaseModel):
 
 class ModelInfo(BaseModel):
     """`GET /v1/model`: the served model. Fields beyond name and version are optional so an
-    older API still gives a page."""
+    older API still gives a page; fields not listed here (the artifact location, the
+    preprocessing spec) are not shown to users."""
 
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
     name: str
     version: str
@@ -43,4 +46,7 @@ class ModelInfo(BaseModel):
     dataset_version: str | None = None
     test_accuracy: float | None = None
     labels: list[str] = []
-    loaded_at: str | None = None
+    input_size: list[int] = []
+    # When the training run started; shown when the API provides it.
+    trained_at: datetime | None = None
+    loaded_at: datetime | None = None

@@ -145,3 +145,12 @@ def test_api_down_shows_the_503_page(page: Page, webapp_without_api):
         "Predictions are unavailable right now"
     )
     shoot(page, "api-unavailable")
+
+
+def test_the_model_page_names_the_served_model(page: Page, live_webapp):
+    page.goto(live_webapp.url)
+    page.get_by_role("link", name="Model").click()
+    expect(page.locator("#model-name")).to_have_text("plantops-classifier")
+    expect(page.locator("#model-version")).to_have_text("local")
+    expect(page.locator(".facts")).to_contain_text(", ".join(LABELS))
+    shoot(page, "model")

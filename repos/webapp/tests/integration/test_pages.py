@@ -89,7 +89,9 @@ def test_the_model_page_shows_what_the_api_serves(webapp, inference_api):
     assert f'id="model-name">{info["name"]}<' in page.text
     assert f'id="model-version">{info["version"]}<' in page.text
     assert ", ".join(LABELS) in page.text
-    assert " x ".join(str(n) for n in info["input_size"]) in page.text
+    assert " \N{MULTIPLICATION SIGN} ".join(str(n) for n in info["input_size"]) in page.text
+    assert info["loaded_at"][:10] in page.text  # "Serving since" that day
+    assert "/tmp/" not in page.text  # where the artifacts live is not for users
 
 
 def test_readiness_follows_the_api(webapp):

@@ -35,3 +35,13 @@ def test_labels_are_ranked_from_most_to_least_probable():
         model={"name": "m", "version": "3"},
     )
     assert [label for label, _ in prediction.ranked()] == ["b", "c", "a"]
+
+
+def test_times_are_shown_in_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from plantops_webapp.rendering import utc_time
+
+    paris = timezone(timedelta(hours=1))
+    assert utc_time(datetime(2026, 11, 27, 22, 30, tzinfo=paris)) == "2026-11-27 21:30 UTC"
+    assert utc_time(datetime(2026, 11, 27, 21, 30)) == "2026-11-27 21:30 UTC"

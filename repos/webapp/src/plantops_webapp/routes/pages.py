@@ -164,13 +164,6 @@ async def feedback(
     return render(request, "feedback.html", {"outcome": outcome, "verdict": verdict.value})
 
 
-def shown(value: object) -> str:
-    """A field of the API's model answer as text; nested objects are left out."""
-    if isinstance(value, list):
-        return " x ".join(str(item) for item in value)
-    return "" if isinstance(value, dict) or value is None else str(value)
-
-
 FEEDBACK_OFF = "Feedback is not configured on this server (no S3 credentials)."
 
 
@@ -187,6 +180,4 @@ def chosen_label(verdict: object, label: object, upload: PendingUpload) -> str |
 async def model_page(request: Request, client: ClientDep) -> Response:
     """Which model serves the predictions, with its test metrics and dataset version."""
     info = await client.model_info()
-    extra = {name: shown(value) for name, value in (info.model_extra or {}).items()}
-    extra = {name: value for name, value in extra.items() if value}
-    return render(request, "model.html", {"info": info, "extra": extra})
+    return render(request, "model.html", {"info": info})
