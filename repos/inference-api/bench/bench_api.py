@@ -1,0 +1,329 @@
+"""`make bench-api`: raw in-process speed, then the HTTP service under load; one JSON line.
+
+Same machine, model and images for both halves:
+
+1. raw in-process: decode + preprocess + onnxruntime through the API's own
+   `LoadedModel`, no HTTP. Single-image latency (one at a time), and throughput with
+   preprocessing on every core and inference in batches (the best this process can do).
+2. HTTP: the API as a uvicorn process; p50 at low load (one request at a time), then
+   concurrent clients: throughput, p50/p95/p99, errors, the server's peak RSS.
+
+The model: `--model-path DIR` (model.onnx + preprocessing.json), `--registry` (the
+alias PLANTOPS_MODEL_ALIAS of PLANTOPS_MODEL_NAME through PLANTOPS_MLFLOW_TRACKING_URI and
+PLANTOPS_S3_*), or by default a synthetic CNN built here (random weights, about 0.19
+GMAC per image at 224 px: roughly half an EfficientNet-Lite0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+from plantops_inference_api.config import Settings
+from plantops_inference_api.model import LoadedModel, ModelSource, load_model_dir
+from plantops_inference_api.preprocessing import preprocess_bytes
+from plantops_inference_api.registry import Registry, download_model_files
+
+MAX_PIXELS = 40_000_000
+
+
+def synthetic_cnn(folder: Path, labels=("dandelion", "grass")) -> Path:
+    """Four stride-2 3x3 convolutions (32-64-128-256), global pool, a linear head."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev, channels = [], [], "image", 3
+    for i, out in enumerate((32, 64, 128, 256)):
+        w = (rng.standard_normal((out, channels, 3, 3)) * np.sqrt(2 / (channels * 9))).astype(
+            np.float32
+        )
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(out, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node(
+                "Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], strides=[2, 2], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+        ]
+        prev, channels = f"r{i}", out
+    head = (rng.standard_normal((256, len(labels))) * 0.05).astype(np.float32)
+    inits += [
+        numpy_helper.from_array(head, "W"),
+        numpy_helper.from_array(np.zeros(len(labels), np.float32), "B"),
+    ]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [prev], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "synthetic_cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(labels)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, folder / "model.onnx")
+    spec = {
+        "format_version": 1,
+        "input_name": "image",
+        "output_name": "logits",
+        "labels": list(labels),
+        "resize_shorter_side": 256,
+        "resample": "bilinear",
+        "crop_size": 224,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
+    (folder / "preprocessing.json").write_text(json.dumps(spec))
+    return folder
+
+
+def load_images(count: int) -> list[bytes]:
+    from plantops_infra.servers import default_images_dir
+
+    root = default_images_dir(Path(__file__).resolve())
+    if root is None:
+        sys.exit("bench-api: the plant photos are missing (set PLANTOPS_IMAGES_DIR)")
+    paths = sorted(root.glob("*/*.jpg"))
+    step = max(1, len(paths) // count)
+    return [p.read_bytes() for p in paths[::step][:count]]
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = np.array(samples_s) * 1000
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 95, 99)}
+
+
+def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
+    def one(data: bytes) -> np.ndarray:
+        return preprocess_bytes(data, model.spec, MAX_PIXELS)
+
+    for data in images[:5]:  # warm-up
+        model.probabilities(one(data)[None])
+    latencies = []
+    for data in images:
+        start = time.perf_counter()
+        model.probabilities(one(data)[None])
+        latencies.append(time.perf_counter() - start)
+    rounds = 3
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for i in range(0, len(images), batch):
+                model.probabilities(np.stack(list(pool.map(one, images[i : i + batch]))))
+        elapsed = time.perf_counter() - start
+    single = len(latencies) / sum(latencies)
+    batched = rounds * len(images) / elapsed
+    return {
+        "single_image_latency_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "single_image_throughput_per_s": round(single, 1),
+        "batched_throughput_per_s": round(batched, 1),
+        # The target compares HTTP with the better of the two in-process ways.
+        "throughput_per_s": round(max(single, batched), 1),
+    }
+
+
+def multipart_request(data: bytes, port: int) -> bytes:
+    """A complete keep-alive HTTP/1.1 request for POST /v1/predict, encoded once."""
+    boundary = b"benchboundary7d2f"
+    body = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--" + boundary + b"--\r\n"
+    )
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary.decode()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def read_status(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(
+        int(v)
+        for k, _, v in (ln.partition(":") for ln in lines[1:])
+        if k.lower() == "content-length"
+    )
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
+async def http_load(port: int, images: list[bytes], concurrency: int, total: int) -> dict:
+    """Closed-loop load: `concurrency` keep-alive connections, `total` requests in all.
+
+    The client is plain asyncio sockets with pre-encoded requests, so it takes as little
+    as possible of the CPU it shares with the server.
+    """
+    requests = [multipart_request(data, port) for data in images]
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for i in counter:
+                start = time.perf_counter()
+                try:
+                    writer.write(requests[i % len(requests)])
+                    ok = await read_status(reader) == 200
+                except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "concurrency": concurrency,
+        "requests": total,
+        "errors": errors,
+        "throughput_per_s": round(total / elapsed, 1),
+        **percentiles(latencies),
+    }
+
+
+def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "plantops_inference_api.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench-api: the API exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"bench-api: the API was not ready in 120 s:\n{log.read_text()}")
+
+
+def peak_rss_during(proc: subprocess.Popen, coro) -> tuple[dict, float]:
+    process = psutil.Process(proc.pid)
+    peak = 0
+
+    async def sample(stop: asyncio.Event) -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, process.memory_info().rss)
+            await asyncio.sleep(0.05)
+
+    async def run() -> dict:
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample(stop))
+        try:
+            return await coro
+        finally:
+            stop.set()
+            await sampler
+
+    result = asyncio.run(run())
+    return result, round(peak / 2**20, 1)
+
+
+def resolve_model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
+    if args.model_path:
+        return Path(args.model_path), f"path:{args.model_path}"
+    if args.registry:
+        settings = Settings()
+        source = Registry(settings).resolve()
+        folder = workdir / "champion"
+        folder.mkdir()
+        download_model_files(settings, source.source_uri or "", folder)
+        return folder, f"registry:{source.name}@{source.alias}=v{source.version}"
+    return synthetic_cnn(workdir / "synthetic"), "synthetic-cnn-4conv-224px (random weights)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-path", help="folder with model.onnx + preprocessing.json")
+    parser.add_argument("--registry", action="store_true", help="the champion via MLflow + S3")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+
+    from plantops_infra.processes import free_port
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        folder, model_label = resolve_model(args, Path(tmp))
+        images = load_images(args.images)
+        model = load_model_dir(folder, ModelSource("bench", "bench", "bench"))
+        raw = bench_raw(model, images, batch=16)
+        del model
+        port = free_port()
+        env = {"PLANTOPS_MODEL_PATH": str(folder), "PLANTOPS_API_PORT": str(port)}
+        proc = start_server(env, port, Path(tmp) / "api.log")
+        try:
+            asyncio.run(http_load(port, images, 4, 40))  # warm-up
+            low, _ = peak_rss_during(proc, http_load(port, images, 1, 100))
+            high, rss = peak_rss_during(
+                proc, http_load(port, images, args.concurrency, args.requests)
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    result = {
+        "bench": "api",
+        "model": model_label,
+        "cpus": os.cpu_count(),
+        "images": len(images),
+        "raw": raw,
+        "http_low_load": low,
+        "http_load": high,
+        "server_peak_rss_mb": rss,
+    }
+    result["targets"] = {
+        "http_throughput_ge_80pct_raw": high["throughput_per_s"] >= 0.8 * raw["throughput_per_s"],
+        "low_load_p50_within_5ms_of_raw": low["p50_ms"] <= raw["single_image_latency_p50_ms"] + 5,
+        "zero_errors": low["errors"] == 0 and high["errors"] == 0,
+        "rss_under_300mb": rss < 300,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
