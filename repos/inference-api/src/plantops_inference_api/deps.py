@@ -35,7 +35,7 @@ def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedM
     """The model serving now, captured once so one request never mixes two versions."""
     model = manager.current
     if model is None:
-        raise ModelNotReady(f"No model is loaded yet ({manager.not_ready_reason}). Retry shortly.")
+        raise ModelNotReady("No model is loaded yet; GET /readyz says why. Retry shortly.")
     return model
 
 

@@ -35,6 +35,7 @@ class ModelManager:
         self._failed_version: str | None = None
         self._load_lock = threading.Lock()  # one load at a time: poller or reload
         self._task: asyncio.Task | None = None
+        self._retry_s = settings.model_retry_interval_s
 
     # ---------------------------------------------------------------- loading
 
@@ -96,8 +97,10 @@ class ModelManager:
     def _record_failure(self, exc: ModelLoadError) -> None:
         self.metrics.model_load_failures.labels(stage=exc.stage).inc()
         if self.current is None:
-            self.not_ready_reason = f"no model loaded yet: {exc} (retrying)"
-            log.warning("Model load failed, retrying: %s", exc)
+            reason = f"no model loaded yet: {exc} (retrying)"
+            if reason != self.not_ready_reason:  # once per new reason, not every retry
+                log.warning("Model load failed, retrying every %ss: %s", self._retry_s, exc)
+            self.not_ready_reason = reason
         else:
             log.error(
                 "Model load failed, version %s keeps serving: %s", self.current.source.version, exc

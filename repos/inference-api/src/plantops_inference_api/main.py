@@ -68,3 +68,5 @@ def _configure_logging(level: str) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("plantops_inference_api").setLevel(level)
+    # httpx logs every MLflow poll at INFO: keep the log for what changes.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -47,10 +47,16 @@ class Registry:
             raise ModelLoadError(
                 "registry", f"MLflow at {self.settings.mlflow_tracking_uri} is unreachable: {exc}"
             ) from exc
+        if response.status_code == 404 and path == "registered-models/alias":
+            raise ModelLoadError(
+                "registry",
+                f"MLflow has no version of '{params['name']}' with the alias '{params['alias']}' "
+                "yet: train and promote a model",
+            )
         if response.status_code != 200:
             raise ModelLoadError(
                 "registry",
-                f"MLflow answered {response.status_code} to {path}: {response.text[:200]}",
+                f"MLflow answered {response.status_code} to {path}: {_mlflow_message(response)}",
             )
         return response.json()
 
@@ -74,6 +80,13 @@ class Registry:
             dataset_version=tags.get("dataset_version"),
             test_accuracy=metrics.get("test_accuracy"),
         )
+
+
+def _mlflow_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message", ""))[:200]
+    except ValueError:
+        return response.text[:200]
 
 
 def _model_folder_uri(source: str, run: dict) -> str:
