@@ -24,11 +24,12 @@ from plantops_ml_training.train import train
 TARGET_MEAN_ACCURACY = 0.96
 TARGET_RECALL = 0.93
 TARGET_RUN_SECONDS = 300
+VAL_FRACTION = 0.05
 
 
 def run_split(images: Path, config: TrainConfig, split: int) -> dict:
     started = time.perf_counter()
-    dataset, paths = folder_dataset(images, seed=split)
+    dataset, paths = folder_dataset(images, seed=split, val_fraction=VAL_FRACTION)
     trained = train(training_items(dataset, paths), dataset.labels, config)
     test = dataset.split("test")
     test_paths = [paths[e.sha256] for e in test]

@@ -1,7 +1,8 @@
 """`plantops-train`: train, promote, roll back, list datasets, benchmark.
 
-Exit codes: 0 success, 2 bad input or an unreachable service (a one-line reason on
-stderr, nothing registered).
+Exit codes: 0 success; 2 bad input or an unreachable service (a one-line reason on
+stderr, nothing registered); 1 with `--require-promotion` when the gate kept the
+current champion (the new version is still registered as `challenger`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def train_command(
     floor: Annotated[
         float | None, typer.Option(help="Lowest test accuracy the gate makes champion.")
     ] = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="Append a Markdown report here (CI job summary).")
+    ] = None,
+    require_promotion: Annotated[
+        bool, typer.Option(help="Exit 1 when the new model does not become champion.")
+    ] = False,
 ) -> None:
     """Train on a dataset version, evaluate, export ONNX, register, apply the promotion gate.
 
@@ -81,6 +88,11 @@ def train_command(
     except (ConfigError, DatasetError, RegistryError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(result.summary()))
+    if summary:
+        with summary.open("a") as report:
+            report.write(result.markdown())
+    if require_promotion and not result.promoted:
+        raise typer.Exit(code=1)
 
 
 @app.command("promote")

@@ -56,6 +56,22 @@ class TrainResult:
             "seconds": round(self.seconds, 1),
         }
 
+    def markdown(self) -> str:
+        """A short report for a CI job summary."""
+        verdict = "promoted to champion" if self.promoted else "not promoted"
+        lines = [
+            f"## plantops-classifier v{self.model_version}: {verdict}",
+            "",
+            f"Dataset `{self.dataset_version}`, MLflow run `{self.run_id}`, {self.seconds:.0f} s.",
+            "",
+            f"Gate: {self.reason}",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            *(f"| {name} | {value:.4f} |" for name, value in sorted(self.metrics.items())),
+        ]
+        return "\n".join(lines) + "\n"
+
 
 def s3_client(settings: Settings) -> Minio:
     """A `minio` client that gives up after seconds, not minutes, when S3 is down."""

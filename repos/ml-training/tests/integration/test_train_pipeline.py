@@ -139,22 +139,44 @@ def test_the_served_files_reproduce_the_logged_test_predictions(
 
 
 def test_a_run_below_the_floor_stays_challenger_and_champion_is_unchanged(
-    first_run, stack_env, client
+    first_run, stack_env, client, tmp_path
 ):
     # Floor 1.0: only a perfect model could pass; 8 test images after one tiny epoch.
-    second = train(stack_env, "--floor", "1.0", "--dataset-version", VERSION)
+    summary = tmp_path / "summary.md"
+    result = invoke(
+        stack_env,
+        *("train", "--config", str(TINY_CONFIG), "--dataset-version", VERSION),
+        *("--floor", "1.0", "--summary", str(summary), "--require-promotion"),
+    )
+    second = json.loads(result.stdout.strip().splitlines()[-1])
     champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version
     challenger = client.get_model_version_by_alias(REGISTERED_MODEL, "challenger").version
     assert challenger == second["model_version"] != first_run["model_version"]
     run = client.get_run(second["run_id"])
     if second["test_accuracy"] < 1.0:
+        assert result.exit_code == 1  # --require-promotion: the CI job fails
         assert second["promoted"] is False
         assert champion == first_run["model_version"]
         assert run.data.tags["promotion_decision"] == "not_promoted"
         assert "below the floor" in run.data.tags["promotion_reason"]
+        assert "not promoted" in summary.read_text()
     else:  # a perfect model is >= any champion on the same split
+        assert result.exit_code == 0
         assert second["promoted"] is True and champion == second["model_version"]
     assert "champion_test_accuracy" in run.data.metrics  # champion re-scored on this split
+
+
+def test_same_data_and_seed_give_the_same_metrics(first_run, client):
+    """The second run above used the same data and seed (only the floor differed)."""
+    runs = client.search_runs(
+        [client.get_run(first_run["run_id"]).info.experiment_id],
+        f"tags.dataset_version = '{VERSION}'",
+    )
+    assert len(runs) >= 2
+    for name in ("test_accuracy", "test_macro_f1"):
+        assert {r.data.metrics[name] for r in runs[:2]} == {runs[0].data.metrics[name]}
+    losses = [r.data.metrics["test_ece"] for r in runs[:2]]
+    assert abs(losses[0] - losses[1]) < 1e-3  # documented tolerance: 1e-3 on probabilities
 
 
 def test_promote_by_hand_then_rollback(first_run, stack_env, client):
