@@ -16,7 +16,12 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, TimeoutError
+from urllib3.exceptions import (
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+    TimeoutError,
+)
 
 from plantops_orchestration.config import Settings
 from plantops_orchestration.layout import parse_s3_uri
@@ -88,6 +93,8 @@ class Fetcher:
         limit = self.settings.max_download_bytes
         try:
             response = self._http.request("GET", url, preload_content=False)
+        except LocationValueError as error:
+            raise FetchError(f"invalid URL {url!r}", False) from error
         except MaxRetryError as error:
             raise _http_error(url, error.reason or error) from error
         except Urllib3Error as error:
@@ -153,6 +160,9 @@ class Fetcher:
 
 def _http_error(url: str, error: BaseException) -> FetchError:
     """Turn a urllib3 exception into a reason; every network failure may heal, so retry."""
+    # urllib3 2 makes NewConnectionError a ConnectTimeoutError: test it first.
+    if isinstance(error, NewConnectionError):
+        return FetchError(f"network error: could not connect for {url}", True)
     if isinstance(error, TimeoutError):
         return FetchError(f"timed out fetching {url}", True)
     if "redirect" in str(error).lower():

@@ -90,8 +90,9 @@ def select_rows(settings: Settings) -> list[int]:
 
 def prepare(row: db.Row, fetcher: Fetcher, limits: ImageLimits) -> Prepared | Failed:
     """Fetch and validate one row; never raises for a bad source."""
-    try:
+    try:  # rows inserted by hand skipped `plantops-data add`'s checks
         db.check_label(row.label)
+        db.check_url(row.url_source)
     except ValueError as error:
         return Failed(row, str(error), retryable=False)
     try:
@@ -101,6 +102,9 @@ def prepare(row: db.Row, fetcher: Fetcher, limits: ImageLimits) -> Prepared | Fa
         return Failed(row, error.reason, error.retryable)
     except InvalidImage as error:
         return Failed(row, str(error), retryable=False)
+    except Exception as error:  # one odd source must not stop the other rows
+        log.exception("unexpected error on row %s (%s)", row.id, row.url_source)
+        return Failed(row, f"unexpected error: {type(error).__name__}", retryable=True)
     return Prepared(row, image, fetched.data, fetched.content_type)
 
 

@@ -201,3 +201,25 @@ def test_canonical_urls_are_fetched_from_the_mirror(settings, conn, s3_bucket):
     result = ingest.run_all(settings)
     assert result["stored"] == 3 and result["failed"] == []
     assert assert_every_url_s3_exists(conn, s3_bucket) == 3
+
+
+def test_rows_inserted_by_hand_with_bad_urls_or_labels_fail_cleanly(settings, conn, fault_server):
+    cursor = conn.cursor()
+    cursor.executemany(
+        "INSERT INTO plants_data (url_source, label) VALUES (%s, %s)",
+        [
+            ("http://bad host/x.jpg", "grass"),
+            ("ftp://example.org/x.jpg", "grass"),
+            ("http://127.0.0.1:1/refused.jpg", "grass"),
+            (f"{fault_server.url}/img/1.jpg", "Not A Label"),
+            (f"{fault_server.url}/img/2.jpg", "grass"),
+        ],
+    )
+    conn.commit()
+    result = ingest.run_all(settings)
+    reasons = [failure["reason"] for failure in result["failed"]]
+    assert result["stored"] == 1
+    assert "is not an http(s):// URL" in reasons[0]
+    assert "is not an http(s):// URL" in reasons[1]
+    assert "network error" in reasons[2]
+    assert "label 'Not A Label' is not valid" in reasons[3]
