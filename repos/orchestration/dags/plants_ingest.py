@@ -48,6 +48,7 @@ def plants_ingest():
 
     @task
     def build_dataset(report: dict) -> str | None:
+        # `report` only orders this task after the downloads; the dataset is every stored row.
         from plantops_orchestration.config import get_settings
         from plantops_orchestration.ingest import build_agg
 

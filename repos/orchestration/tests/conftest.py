@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ DAGS = COMPONENT / "dags"
 def pytest_configure(config) -> None:
     # Never the user's ~/airflow: a throwaway home, no example DAGs, our DAG folder.
     home = Path(tempfile.mkdtemp(prefix="plantops-airflow-test-"))
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)

@@ -57,13 +57,16 @@ class IngestReport:
     duplicates: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, max_listed: int = 100) -> dict:
+        """Counts, and the first `max_listed` failures and duplicates (XCom stays small)."""
         return {
             "rows": self.rows,
             "stored": self.stored,
             "objects_written": self.objects_written,
-            "duplicates": self.duplicates,
-            "failed": self.failed,
+            "duplicate_count": len(self.duplicates),
+            "failed_count": len(self.failed),
+            "duplicates": self.duplicates[:max_listed],
+            "failed": self.failed[:max_listed],
         }
 
 
