@@ -150,10 +150,10 @@ def apply_migrations(conn) -> list[str]:
 
 def init_db(conn, seed: bool = True) -> list[str]:
     """Create the table, run the migrations and (by default) insert the canonical rows."""
-    run_script(conn, sql_file("schema.sql"))
+    run_script(conn, sql_file("01_schema.sql"))
     added = apply_migrations(conn)
     if seed:
-        run_script(conn, sql_file("seed.sql"))
+        run_script(conn, sql_file("02_seed.sql"))
     return added
 
 

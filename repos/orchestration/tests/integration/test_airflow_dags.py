@@ -57,17 +57,22 @@ def latest(s3_bucket) -> dict:
 
 
 def test_plants_ingest_stores_the_400_images_and_a_rerun_changes_nothing(
-    airflow_home, env, settings, s3_bucket
+    airflow_home, env, settings, s3_bucket, fault_server
 ):
+    bad = ["missing/1.jpg", "html/2.jpg", "truncated/3.jpg"]
     with db.connection(settings) as conn:
         db.init_db(conn)
+        for path in bad:
+            db.add_row(conn, f"{fault_server.url}/{path}", "grass")
 
-    dags_test(airflow_home, env, "plants_ingest")
+    dags_test(airflow_home, env, "plants_ingest")  # succeeds despite the bad rows
 
     with db.connection(settings) as conn:
-        assert db.status_counts(conn) == {"stored": 400}
+        assert db.status_counts(conn) == {"stored": 400, "failed": len(bad)}
+        reasons = [row["last_error"] for row in db.failed_rows(conn)]
+        assert "HTTP 404" in reasons[0] and "HTML" in reasons[1] and "truncated" in reasons[2]
         cursor = conn.cursor()
-        cursor.execute("SELECT url_s3 FROM plants_data")
+        cursor.execute("SELECT url_s3 FROM plants_data WHERE status = 'stored'")
         urls = {url for (url,) in cursor.fetchall()}
     stored = objects(s3_bucket)
     keys = {f"s3://{s3_bucket.name}/{key}" for key in stored}

@@ -41,7 +41,7 @@ def test_init_db_twice_gives_the_400_canonical_rows_with_no_url_s3(env, settings
 
 def test_migrations_upgrade_a_table_that_only_has_the_canonical_columns(env, settings):
     with db.connection(settings) as conn:
-        db.run_script(conn, db.sql_file("schema.sql"))
+        db.run_script(conn, db.sql_file("01_schema.sql"))
         conn.cursor().execute(
             "INSERT INTO plants_data (url_source, label) VALUES ('http://x/1.jpg', 'grass')"
         )
