@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from plantops_inference_api.batching import Batcher
 from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import ModelNotReady, NotAuthorized, ReloadDisabled
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
 from plantops_inference_api.model import LoadedModel
+from plantops_inference_api.service import PredictionService
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -23,8 +23,8 @@ def get_manager(request: Request) -> ModelManager:
     return request.app.state.manager
 
 
-def get_batcher(request: Request) -> Batcher:
-    return request.app.state.batcher
+def get_predictor(request: Request) -> PredictionService:
+    return request.app.state.predictor
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -52,7 +52,7 @@ def require_api_key(
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
-BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+PredictorDep = Annotated[PredictionService, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ApiKeyDep = Depends(require_api_key)

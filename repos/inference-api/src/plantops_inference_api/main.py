@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,6 +18,7 @@ from plantops_inference_api.errors import install_error_handlers
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
 from plantops_inference_api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from plantops_inference_api.service import PredictionService
 
 DESCRIPTION = """
 Classifies plant photos with the model version the MLflow alias (`champion`) points at,
@@ -28,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     batcher = Batcher(settings.inference_batch_size, metrics)
+    workers = settings.preprocess_workers or os.cpu_count() or 2
+    preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await manager.stop()
         await batcher.stop()
+        preprocess_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="PlantOps inference API",
@@ -48,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.manager = manager
     app.state.batcher = batcher
+    app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics)
 
     def body_limit(path: str) -> int:
         # One image per /v1/predict; a full batch elsewhere. 64 KiB for multipart framing.

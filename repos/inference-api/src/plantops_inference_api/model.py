@@ -69,6 +69,10 @@ def load_model_dir(folder: Path, source: ModelSource, onnx_threads: int = 0) -> 
     options = ort.SessionOptions()
     if onnx_threads:
         options.intra_op_num_threads = onnx_threads
+    # In a server, decoding and HTTP run between inferences: idle onnxruntime threads
+    # must sleep, not spin on the cores those need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types

@@ -1,0 +1,63 @@
+"""From uploaded bytes to a `Prediction`: the work behind both predict routes.
+
+Decoding and preprocessing run on a small pool (one thread per core: more would only
+fight onnxruntime for the same cores); inference goes through the `Batcher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from fastapi import UploadFile
+
+from plantops_inference_api.batching import Batcher
+from plantops_inference_api.config import Settings
+from plantops_inference_api.errors import ClientError, ImageTooLarge
+from plantops_inference_api.metrics import Metrics
+from plantops_inference_api.model import LoadedModel
+from plantops_inference_api.preprocessing import preprocess_bytes
+from plantops_inference_api.schemas import ModelRef, Prediction
+
+
+class PredictionService:
+    def __init__(
+        self, settings: Settings, batcher: Batcher, pool: ThreadPoolExecutor, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.batcher = batcher
+        self.pool = pool
+        self.metrics = metrics
+
+    async def predict(self, upload: UploadFile, model: LoadedModel) -> Prediction:
+        """Classify one uploaded file with `model`; a ClientError says what is wrong with it."""
+        try:
+            data = await self._read(upload)
+            image = await asyncio.get_running_loop().run_in_executor(
+                self.pool, preprocess_bytes, data, model.spec, self.settings.max_image_pixels
+            )
+        except ClientError as exc:
+            self.metrics.rejected_images.labels(error=exc.code).inc()
+            raise
+        probabilities = await self.batcher.probabilities(model, image)
+        return self._to_prediction(model, probabilities)
+
+    async def _read(self, upload: UploadFile) -> bytes:
+        limit = self.settings.max_upload_bytes
+        if upload.size is not None and upload.size > limit:
+            raise ImageTooLarge(f"The file is {upload.size} bytes: at most {limit} are accepted.")
+        return await upload.read()
+
+    def _to_prediction(self, model: LoadedModel, probabilities: np.ndarray) -> Prediction:
+        best = int(np.argmax(probabilities))
+        label, confidence = model.labels[best], float(probabilities[best])
+        self.metrics.predictions.labels(label=label).inc()
+        self.metrics.confidence.observe(confidence)
+        s = model.source
+        return Prediction(
+            label=label,
+            confidence=confidence,
+            probabilities={n: float(p) for n, p in zip(model.labels, probabilities, strict=True)},
+            model=ModelRef(name=s.name, version=s.version, alias=s.alias),
+        )
