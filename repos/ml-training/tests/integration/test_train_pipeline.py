@@ -200,3 +200,9 @@ def test_promoting_a_version_that_does_not_exist_is_refused(first_run, stack_env
     assert result.exit_code == 2
     assert "999" in result.output
     assert client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version == before
+
+
+def test_datasets_lists_the_versions_in_s3(first_run, stack_env):
+    result = invoke(stack_env, "datasets")
+    assert result.exit_code == 0, result.output
+    assert VERSION in result.stdout.split()
