@@ -79,6 +79,12 @@ HTTP_ERROR_MESSAGES = {
 }
 
 
+UPLOAD_HINTS = {
+    "/v1/predict": " Send the image as the multipart/form-data file field 'file'.",
+    "/v1/predict/batch": " Send the images as multipart/form-data file fields, each named 'files'.",
+}
+
+
 def error_body(code: str, message: str, **extra: object) -> dict:
     return {"error": code, "message": message, **extra}
 
@@ -100,9 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        hint = " Send the image as multipart/form-data field 'file'."
-        message = _describe_validation_error(exc) + hint
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message = _describe_validation_error(exc) + UPLOAD_HINTS.get(request.url.path, "")
         return JSONResponse(error_body("invalid_request", message), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -270,3 +270,8 @@ def test_metrics_use_route_templates_and_count_labels(client):
 def test_unknown_paths_and_methods_are_json_errors(client):
     assert_client_error(client.get("/v2/predict"), 404, "not_found")
     assert_client_error(client.get("/v1/predict"), 405, "method_not_allowed")
+
+
+def test_a_batch_without_files_names_the_field(client):
+    body = assert_client_error(client.post("/v1/predict/batch"), 422, "invalid_request")
+    assert "'files'" in body["message"]
