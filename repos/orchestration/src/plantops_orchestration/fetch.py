@@ -121,7 +121,8 @@ class Fetcher:
     def _read_capped(self, response, url: str, limit: int) -> bytes:
         deadline = time.monotonic() + self.settings.download_deadline_s
         parts, size = [], 0
-        while chunk := response.read(CHUNK):
+        # read1: whatever has arrived (read() would block until CHUNK bytes, past the deadline).
+        while chunk := response.read1(CHUNK):
             size += len(chunk)
             if size > limit:
                 raise FetchError(f"body is over the limit of {limit} bytes", False)

@@ -83,6 +83,19 @@ def make_handler(server: FaultServer, max_bytes: int):
             elif path.startswith("/slow/"):
                 time.sleep(READ_TIMEOUT_S * 2.5)
                 self.send(200, jpeg(seed))
+            elif path.startswith("/trickle/"):  # each byte within the read timeout, forever
+                body = jpeg(seed, (400, 300))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for start in range(0, len(body), 64):
+                        self.wfile.write(body[start : start + 64])
+                        self.wfile.flush()
+                        time.sleep(READ_TIMEOUT_S / 3)
+                except OSError:
+                    pass
             elif path.startswith("/html/"):
                 self.send(200, b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html")
             elif path.startswith("/truncated/"):
@@ -139,6 +152,7 @@ def settings_env(mysql_database, s3_bucket, mirror: str = "") -> dict[str, str]:
         "PLANTOPS_MIRROR_BASE_URL": mirror,
         "PLANTOPS_CONNECT_TIMEOUT_S": "2",
         "PLANTOPS_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
+        "PLANTOPS_DOWNLOAD_DEADLINE_S": str(READ_TIMEOUT_S * 2),
         "PLANTOPS_DOWNLOAD_RETRIES": "2",
         "PLANTOPS_RETRY_BACKOFF_S": "0.05",
         "PLANTOPS_MAX_DOWNLOAD_BYTES": str(MAX_BYTES),

@@ -63,6 +63,7 @@ def test_bad_sources_fail_with_a_reason_and_good_ones_are_stored(
         "huge": (f"{base}/huge/9.jpg", "failed", "over the limit"),
         "chunked": (f"{base}/chunked-huge/10.jpg", "failed", "over the limit"),
         "loop": (f"{base}/loop/11.jpg", "failed", "too many redirects"),
+        "trickle": (f"{base}/trickle/12.jpg", "failed", "took over"),
     }
     row_ids = add_rows(conn, [(url, "grass") for url, _, _ in cases.values()])
     ids = dict(zip(cases, row_ids, strict=True))
@@ -81,7 +82,7 @@ def test_bad_sources_fail_with_a_reason_and_good_ones_are_stored(
     assert row_by_id(conn, ids["slow"])["retryable"] == 1
     assert fault_server.requests["/flaky/2.jpg"] == 2  # retried within the run
     assert fault_server.requests["/missing/4.jpg"] == 1  # a 404 is not retried
-    assert result["stored"] == 3 and len(result["failed"]) == 8
+    assert result["stored"] == 3 and len(result["failed"]) == 9
     assert assert_every_url_s3_exists(conn, s3_bucket) == 3
     assert len(manifest(s3_bucket, result["dataset_version"])) == 3
 
