@@ -33,7 +33,7 @@ REPOS = INFRA.parent
 MONITORING = INFRA / "monitoring"
 API_VENV = REPOS / "inference-api" / ".venv" / "bin"
 WEBAPP_VENV = REPOS / "webapp" / ".venv" / "bin"
-SCHEMA = REPOS / "orchestration/src/plantops_orchestration/sql/schema.sql"
+SQL_DIR = REPOS / "orchestration/src/plantops_orchestration/sql"
 IMAGES = Path("/work/shared/datasets/greenr-airflow/data")
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 # A query comparing with yesterday has nothing to compare in a one-minute test.
@@ -133,7 +133,8 @@ def webapp_url(api_url, tmp_path_factory, s3_server, mysql_server) -> Iterator[s
     mysql_server.ensure_database(database)
     with mysql_server.connect(database) as conn:
         cursor = conn.cursor()
-        cursor.execute(require(SCHEMA, "orchestration's schema.sql").read_text())
+        schema = next(iter(sorted(SQL_DIR.glob("*schema*.sql"))), SQL_DIR / "schema.sql")
+        cursor.execute(require(schema, "orchestration's plants_data schema").read_text())
         conn.commit()
     port = free_port()
     env = {
