@@ -128,7 +128,7 @@ def ingest_rows(settings: Settings, row_ids: Sequence[int]) -> IngestReport:
         with ThreadPoolExecutor(settings.download_concurrency) as pool:
             for chunk in chunks(rows, settings.download_concurrency * 4):
                 outcomes = list(pool.map(lambda row: prepare(row, fetcher, limits), chunk))
-                store_chunk(settings, conn, client, pool, outcomes, report)
+                _store_chunk(settings, conn, client, pool, outcomes, report)
     log.info(
         "ingested %d rows: %d stored, %d duplicates, %d failed",
         report.rows,
@@ -139,7 +139,7 @@ def ingest_rows(settings: Settings, row_ids: Sequence[int]) -> IngestReport:
     return report
 
 
-def store_chunk(settings, conn, client, pool, outcomes, report: IngestReport) -> None:
+def _store_chunk(settings, conn, client, pool, outcomes, report: IngestReport) -> None:
     """Record failures, store each new content once, mark the rows; commit per chunk."""
     for outcome in outcomes:
         if isinstance(outcome, Failed):
