@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # often loading is retried while none does (MLflow or S3 down at start).
     model_poll_interval_s: float = Field(default=30.0, gt=0)
     model_retry_interval_s: float = Field(default=5.0, gt=0)
+    # Start-up waits this long for the first load before serving (/readyz says 503 meanwhile).
+    startup_wait_s: float = Field(default=15.0, ge=0)
 
     # Protects POST /v1/model/reload; without it the endpoint answers 403.
     api_key: SecretStr | None = None

@@ -112,10 +112,15 @@ class ModelManager:
     # ---------------------------------------------------------------- background polling
 
     async def start(self) -> None:
-        """Try a first load (the service starts even if it fails), then poll in background."""
-        with contextlib.suppress(ModelLoadError):
-            await self.refresh_async()
-        self._task = asyncio.create_task(self._poll_forever(), name="model-poller")
+        """Begin loading; wait for the first attempt at most `startup_wait_s`.
+
+        The service starts whether the first load succeeds, fails or is still running (a
+        slow S3 must not keep /healthz silent): loading and retrying go on in background.
+        """
+        first_attempt = asyncio.Event()
+        self._task = asyncio.create_task(self._poll_forever(first_attempt), name="model-poller")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_attempt.wait(), self.settings.startup_wait_s)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -123,7 +128,10 @@ class ModelManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _poll_forever(self) -> None:
+    async def _poll_forever(self, first_attempt: asyncio.Event) -> None:
+        with contextlib.suppress(ModelLoadError):
+            await self.refresh_async()
+        first_attempt.set()
         while True:
             if self.current is None:
                 await asyncio.sleep(self.settings.model_retry_interval_s)

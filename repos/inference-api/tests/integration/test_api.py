@@ -275,3 +275,29 @@ def test_unknown_paths_and_methods_are_json_errors(client):
 def test_a_batch_without_files_names_the_field(client):
     body = assert_client_error(client.post("/v1/predict/batch"), 422, "invalid_request")
     assert "'files'" in body["message"]
+
+
+def test_a_hanging_registry_does_not_hold_up_start_up():
+    # A server that accepts connections and never answers: the first load hangs.
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    settings = make_settings(
+        None,
+        mlflow_tracking_uri=f"http://127.0.0.1:{port}",
+        mlflow_timeout_s=4,  # the hung attempt ends (and the test with it) after 4 s
+        startup_wait_s=0.5,
+    )
+    started = time.monotonic()
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert time.monotonic() - started < 3
+            assert client.get("/healthz").status_code == 200
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["reason"] == "the model is loading"
+    finally:
+        silent.close()
