@@ -10,7 +10,9 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -49,16 +51,29 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
         stderr=subprocess.STDOUT,
         text=True,
         env=os.environ.copy(),
+        start_new_session=True,  # its own process group, so a stop reaches its children
     ) as process:
-        assert process.stdout is not None
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            os.killpg(process.pid, signal.SIGKILL)
+
+        # A watchdog, so a silent, hung training is stopped too.
+        watchdog = threading.Timer(settings.train_timeout_s, stop)
+        watchdog.start()
         tail: list[str] = []
-        for line in process.stdout:
-            log.info("train | %s", line.rstrip())
-            tail = [*tail[-19:], line.rstrip()]
-            if time.monotonic() - started > settings.train_timeout_s:
-                process.kill()
-                raise TrainingFailed(f"training ran over {settings.train_timeout_s} s")
-        code = process.wait()
+        try:
+            for line in process.stdout or ():
+                log.info("train | %s", line.rstrip())
+                tail = [*tail[-19:], line.rstrip()]
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:  # we were interrupted (Airflow's timeout, a kill)
+                os.killpg(process.pid, signal.SIGKILL)
+    if timed_out.is_set():
+        raise TrainingFailed(f"training ran over {settings.train_timeout_s} s and was stopped")
     seconds = round(time.monotonic() - started, 1)
     if code != 0:
         last = "\n".join(tail)

@@ -51,3 +51,9 @@ def test_a_failing_training_raises_with_its_last_lines(tmp_path):
     with pytest.raises(TrainingFailed, match="code 3") as error:
         run_training(settings(train_command=str(trainer)), "ds-1")
     assert "accuracy below the floor" in str(error.value)
+
+
+def test_a_hung_training_is_stopped_at_the_timeout(tmp_path):
+    trainer = script(tmp_path, "sleep 30\n")
+    with pytest.raises(TrainingFailed, match="ran over 1 s"):
+        run_training(settings(train_command=str(trainer), train_timeout_s=1), "ds-1")
