@@ -57,7 +57,7 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
 
         def stop() -> None:
             timed_out.set()
-            os.killpg(process.pid, signal.SIGKILL)
+            _kill_group(process.pid)
 
         # A watchdog, so a silent, hung training is stopped too.
         watchdog = threading.Timer(settings.train_timeout_s, stop)
@@ -71,7 +71,7 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
         finally:
             watchdog.cancel()
             if process.poll() is None:  # we were interrupted (Airflow's timeout, a kill)
-                os.killpg(process.pid, signal.SIGKILL)
+                _kill_group(process.pid)
     if timed_out.is_set():
         raise TrainingFailed(f"training ran over {settings.train_timeout_s} s and was stopped")
     seconds = round(time.monotonic() - started, 1)
@@ -79,3 +79,10 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
         last = "\n".join(tail)
         raise TrainingFailed(f"training exited with code {code} after {seconds} s:\n{last}")
     return {"dataset_version": dataset_version, "seconds": seconds, "command": shlex.join(argv)}
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended on its own meanwhile
+        pass
