@@ -6,6 +6,7 @@ virtualenv locally (PLANTOPS_TRAIN_COMMAND) and in its own image elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -82,7 +83,5 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:  # it ended on its own meanwhile
-        pass
