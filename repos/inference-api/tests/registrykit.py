@@ -13,6 +13,10 @@ import socket
 import threading
 from pathlib import Path
 
+from conftest import TEST_API_KEY
+
+from plantops_inference_api.config import Settings
+
 
 def register_version(
     tracking_uri: str,
@@ -41,6 +45,28 @@ def register_version(
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def api_env(mlflow_server, model_name: str, **overrides: str) -> dict[str, str]:
+    """The API's settings for serving `model_name`'s champion from the test servers."""
+    s3 = mlflow_server.s3
+    return {
+        "PLANTOPS_MODEL_PATH": "",
+        "PLANTOPS_MODEL_NAME": model_name,
+        "PLANTOPS_MLFLOW_TRACKING_URI": mlflow_server.url,
+        "PLANTOPS_S3_ENDPOINT": s3.endpoint,
+        "PLANTOPS_S3_ACCESS_KEY": s3.access_key,
+        "PLANTOPS_S3_SECRET_KEY": s3.secret_key,
+        "PLANTOPS_S3_SECURE": "false",
+        "PLANTOPS_API_KEY": TEST_API_KEY,
+        "PLANTOPS_MODEL_POLL_INTERVAL_S": "0.3",
+        "PLANTOPS_MODEL_RETRY_INTERVAL_S": "0.3",
+        **overrides,
+    }
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    return Settings(**{k.removeprefix("PLANTOPS_").lower(): v for k, v in env.items()})
 
 
 def move_alias(tracking_uri: str, name: str, version: str, alias: str = "champion") -> None:

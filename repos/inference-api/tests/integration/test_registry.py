@@ -19,9 +19,8 @@ from conftest import TEST_API_KEY, image_bytes
 from fastapi.testclient import TestClient
 from modelkit import write_model
 from plantops_infra.processes import free_port
-from registrykit import TcpProxy, move_alias, register_version
+from registrykit import TcpProxy, api_env, move_alias, register_version, settings_from
 
-from plantops_inference_api.config import Settings
 from plantops_inference_api.main import create_app
 
 pytestmark = pytest.mark.integration
@@ -33,27 +32,6 @@ def model_name(mlflow_server, monkeypatch) -> str:
     for key, value in mlflow_server.env().items():
         monkeypatch.setenv(key, value)
     return f"plantops-test-{uuid.uuid4().hex[:8]}"
-
-
-def api_env(mlflow_server, model_name: str, **overrides: str) -> dict[str, str]:
-    s3 = mlflow_server.s3
-    return {
-        "PLANTOPS_MODEL_PATH": "",
-        "PLANTOPS_MODEL_NAME": model_name,
-        "PLANTOPS_MLFLOW_TRACKING_URI": mlflow_server.url,
-        "PLANTOPS_S3_ENDPOINT": s3.endpoint,
-        "PLANTOPS_S3_ACCESS_KEY": s3.access_key,
-        "PLANTOPS_S3_SECRET_KEY": s3.secret_key,
-        "PLANTOPS_S3_SECURE": "false",
-        "PLANTOPS_API_KEY": TEST_API_KEY,
-        "PLANTOPS_MODEL_POLL_INTERVAL_S": "0.3",
-        "PLANTOPS_MODEL_RETRY_INTERVAL_S": "0.3",
-        **overrides,
-    }
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    return Settings(**{k.removeprefix("PLANTOPS_").lower(): v for k, v in env.items()})
 
 
 def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:

@@ -22,8 +22,7 @@ from apiserver import running_api
 from modelkit import write_model
 from PIL import Image, ImageOps
 from plantops_infra.servers import default_images_dir
-from registrykit import register_version
-from test_registry import api_env, settings_from
+from registrykit import api_env, register_version, settings_from
 
 from plantops_inference_api.skew import check_skew
 
