@@ -110,14 +110,26 @@ def test_every_built_image_has_a_dockerfile(config):
             assert (context / "Dockerfile").exists(), f"{name}: no Dockerfile in {context}"
 
 
-def test_env_vars_exist_in_the_component_settings(config):
+def unknown_env_vars(config: dict) -> list[str]:
+    problems = []
     for name, component in SERVICE_COMPONENT.items():
-        known = settings_env_vars(component)
-        given = {
-            k for k in config["services"][name].get("environment", {}) if k.startswith("PLANTOPS_")
-        }
-        unknown = given - known
-        assert not unknown, f"{name} sets {sorted(unknown)}, which {component} does not read"
+        environment = config["services"][name].get("environment", {})
+        given = {k for k in environment if k.startswith("PLANTOPS_")}
+        for unknown in sorted(given - settings_env_vars(component)):
+            problems.append(f"{name} sets {unknown}, which {component} does not read")
+    return problems
+
+
+def test_env_vars_exist_in_the_component_settings(config):
+    assert unknown_env_vars(config) == []
+
+
+def test_a_misspelt_env_var_is_caught(broken_copy):
+    compose_dir = broken_copy(COMPOSE_DIR)
+    path = compose_dir / "docker-compose.yml"
+    path.write_text(path.read_text().replace("      PLANTOPS_API_KEY: ", "      PLANTOPS_APIKEY: "))
+    problems = unknown_env_vars(compose_config(compose_dir))
+    assert problems == ["inference-api sets PLANTOPS_APIKEY, which inference-api does not read"]
 
 
 def test_published_ports_match_the_components(config):

@@ -32,7 +32,7 @@ def test_hadolint_passes(dockerfile: Path):
 
 
 @pytest.mark.parametrize("dockerfile", all_dockerfiles(), ids=lambda p: str(p.relative_to(REPOS)))
-def test_image_is_pinned_and_non_root(dockerfile: Path):
+def test_image_is_multi_stage_pinned_and_non_root(dockerfile: Path):
     text = dockerfile.read_text()
     for base in re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE):
         if base.lower() in {"scratch"} or not re.search(r"[:@]", base):
@@ -40,6 +40,8 @@ def test_image_is_pinned_and_non_root(dockerfile: Path):
             assert base in stages, f"{dockerfile}: base image {base} is not pinned"
         else:
             assert not base.endswith(":latest"), f"{dockerfile}: {base}"
+    stages = re.findall(r"^FROM\s", text, flags=re.MULTILINE)
+    assert len(stages) >= 2, f"{dockerfile}: build tools belong in a separate build stage"
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users, f"{dockerfile}: no USER: the container would run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}, f"{dockerfile}: runs as {users[-1]}"

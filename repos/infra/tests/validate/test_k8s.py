@@ -130,22 +130,11 @@ def routes_of(component: str) -> str:
     return "".join(p.read_text() for p in (REPOS / component / "src").rglob("routes/*.py"))
 
 
-def test_probes_point_at_the_components_health_routes(rendered):
-    for doc in workloads(rendered[1]):
-        for container in containers(doc):
-            component = component_of(container)
-            if component not in DEFAULT_PORTS:
-                continue
-            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-            for path in ("/healthz", "/readyz"):
-                assert f'"{path}"' in routes_of(component), f"{component} has no route {path}"
-            ports = {p["containerPort"] for p in container["ports"]}
-            assert DEFAULT_PORTS[component] in ports, f"{component} does not listen on {ports}"
-
-
-def test_env_vars_exist_in_the_component_settings(rendered):
-    for doc in workloads(rendered[1]):
+def mismatches(docs: list[dict]) -> list[str]:
+    """Probes, ports and env vars that do not match the component the image runs."""
+    problems = []
+    for doc in workloads(docs):
+        name = doc["metadata"]["name"]
         for container in containers(doc):
             component = component_of(container)
             if component is None:
@@ -153,10 +142,41 @@ def test_env_vars_exist_in_the_component_settings(rendered):
             given = {
                 e["name"] for e in container.get("env", []) if e["name"].startswith("PLANTOPS_")
             }
-            unknown = given - settings_env_vars(component)
-            assert not unknown, (
-                f"{doc['metadata']['name']} sets {sorted(unknown)} unknown to {component}"
-            )
+            for unknown in sorted(given - settings_env_vars(component)):
+                problems.append(f"{name} sets {unknown}, unknown to {component}")
+            if component not in DEFAULT_PORTS:
+                continue
+            probes = {
+                "livenessProbe": "/healthz",
+                "readinessProbe": "/readyz",
+            }
+            for probe, expected in probes.items():
+                path = container.get(probe, {}).get("httpGet", {}).get("path")
+                if path != expected:
+                    problems.append(f"{name} {probe} calls {path}, not {expected}")
+                elif f'"{path}"' not in routes_of(component):
+                    problems.append(f"{name} {probe}: {component} has no route {path}")
+            ports = {p["containerPort"] for p in container["ports"]}
+            if DEFAULT_PORTS[component] not in ports:
+                problems.append(f"{name}: {component} listens on {DEFAULT_PORTS[component]}")
+    return problems
+
+
+def test_probes_ports_and_env_vars_match_the_components(rendered):
+    assert mismatches(rendered[1]) == []
+
+
+def test_a_wrong_probe_path_and_env_var_are_caught(tmp_path):
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    api = copy / "base" / "inference-api.yaml"
+    text = api.read_text().replace("path: /readyz", "path: /ready")
+    api.write_text(text.replace("name: PLANTOPS_API_KEY", "name: PLANTOPS_APIKEY"))
+    docs = [d for d in yaml.safe_load_all(render(copy, OVERLAYS[0].name)) if d]
+    assert mismatches(docs) == [
+        "inference-api sets PLANTOPS_APIKEY, unknown to inference-api",
+        "inference-api readinessProbe calls /ready, not /readyz",
+    ]
 
 
 def test_every_plantops_image_has_a_dockerfile(rendered):
