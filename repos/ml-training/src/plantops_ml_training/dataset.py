@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minio import Minio
 from minio.error import S3Error
+from PIL import Image
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("key", "label", "split", "sha256")
@@ -155,7 +156,14 @@ def sha256_of(path: Path) -> str:
 
 
 class ImageCache:
-    """Images on local disk, one file per content hash (`<root>/<sha[:2]>/<sha>.jpg`)."""
+    """`fmt/` images on local disk, one per image identity.
+
+    The manifest's `sha256` is the hash of the image *as fetched* (the raw bytes), so
+    it names an image but is not the hash of the `fmt/` bytes. Each cached file
+    `<root>/<sha[:2]>/<sha>.jpg` therefore has a sidecar `<sha>.jpg.sha256` with the
+    hash of the bytes actually stored, written when it was downloaded; a file that no
+    longer matches its sidecar (truncated, edited) is downloaded again.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -163,39 +171,58 @@ class ImageCache:
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}.jpg"
 
+    def _sidecar(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}.jpg.sha256"
+
     def is_valid(self, sha256: str) -> bool:
-        path = self.path_for(sha256)
-        return path.is_file() and sha256_of(path) == sha256
+        path, sidecar = self.path_for(sha256), self._sidecar(sha256)
+        return path.is_file() and sidecar.is_file() and sha256_of(path) == sidecar.read_text()
 
     def fetch(self, client: Minio, bucket: str, examples: Iterable[Example]) -> dict[str, Path]:
         """Make sure every example's image is cached and intact; return `{sha256: path}`.
 
-        A cached file whose hash no longer matches (truncated, edited) is downloaded
-        again; a download whose hash does not match the manifest is an error.
+        A download that S3's checksum (ETag) contradicts, or that is not a readable
+        image, is an error naming the key.
         """
         paths = {}
         for example in examples:
             if not self.is_valid(example.sha256):
-                self._download(client, bucket, example)
+                self._store(example.sha256, _download_image(client, bucket, example.key))
             paths[example.sha256] = self.path_for(example.sha256)
         return paths
 
-    def _download(self, client: Minio, bucket: str, example: Example) -> None:
-        body = _read_object(client, bucket, example.key)
-        if body is None:
-            raise DatasetError(f"s3://{bucket}/{example.key} (in the manifest) does not exist.")
-        actual = hashlib.sha256(body).hexdigest()
-        if actual != example.sha256:
-            raise DatasetError(
-                f"s3://{bucket}/{example.key} has sha256 {actual}, the manifest says "
-                f"{example.sha256}: the fmt/ layer and the manifest disagree. Rebuild the "
-                "dataset version."
-            )
-        path = self.path_for(example.sha256)
+    def _store(self, sha256: str, body: bytes) -> None:
+        path = self.path_for(sha256)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
         partial.write_bytes(body)
-        partial.replace(path)  # atomic: a crash never leaves a half-written cache entry
+        partial.replace(path)  # atomic: a crash never leaves a half-written image
+        self._sidecar(sha256).write_text(hashlib.sha256(body).hexdigest())
+
+
+def _download_image(client: Minio, bucket: str, key: str) -> bytes:
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchObject"):
+            raise DatasetError(f"s3://{bucket}/{key} (in the manifest) does not exist.") from exc
+        raise
+    try:
+        body, etag = response.read(), response.headers.get("ETag", "").strip('"')
+    finally:
+        response.close()
+        response.release_conn()
+    # A single-part upload's ETag is the MD5 of the object (multipart ones contain "-").
+    if re.fullmatch(r"[0-9a-f]{32}", etag) and hashlib.md5(body).hexdigest() != etag:
+        raise DatasetError(f"s3://{bucket}/{key}: download does not match its ETag; retry.")
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            image.verify()
+    except (OSError, SyntaxError) as exc:  # PIL raises both for broken files
+        raise DatasetError(
+            f"s3://{bucket}/{key} is not a readable image ({exc}). Re-run the ingestion."
+        ) from exc
+    return body
 
 
 def folder_dataset(

@@ -1,7 +1,5 @@
 """Manifests, dataset checks, the local-folder split and the cache's integrity check."""
 
-import hashlib
-
 import pytest
 
 from plantops_ml_training.dataset import (
@@ -77,11 +75,8 @@ def test_folder_split_is_stratified_and_depends_on_the_seed(images_dir):
 
 
 def test_cache_rejects_a_corrupt_file(tmp_path):
-    body = b"jpeg bytes"
-    sha = hashlib.sha256(body).hexdigest()
     cache = ImageCache(tmp_path)
-    cache.path_for(sha).parent.mkdir(parents=True)
-    cache.path_for(sha).write_bytes(body)
-    assert cache.is_valid(sha)
-    cache.path_for(sha).write_bytes(body[:4])  # truncated
-    assert not cache.is_valid(sha)
+    cache._store(SHA, b"jpeg bytes")  # the manifest's sha names the image, not these bytes
+    assert cache.is_valid(SHA)
+    cache.path_for(SHA).write_bytes(b"jpeg")  # truncated
+    assert not cache.is_valid(SHA)
