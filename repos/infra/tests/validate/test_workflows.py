@@ -51,19 +51,29 @@ def checkout_paths(workflow: Path) -> dict[str, Path]:
 
 
 def make_calls(command: str) -> list[tuple[str | None, str]]:
-    """(directory given with -C or None, target) for a `make ...` command line."""
-    argv = shlex.split(command.replace("\\\n", " "))
-    if argv and argv[0] == "sudo":
-        argv = argv[1:]
-    assert argv and argv[0] == "make", f"a workflow step runs {command!r}: use a make target"
-    directory, targets, args = None, [], iter(argv[1:])
-    for arg in args:
-        if arg == "-C":
-            directory = next(args)
-        elif not arg.startswith("-") and "=" not in arg:
-            targets.append(arg)
-    assert targets, f"{command!r} names no target"
-    return [(directory, t) for t in targets]
+    """(directory given with -C or None, target) for each `make ...` of a step's commands.
+
+    Commands may be chained with `&&` or on several lines; each one must be `make`.
+    """
+    calls = []
+    for part in re.split(r"&&|\n", command.replace("\\\n", " ")):
+        argv = shlex.split(part)
+        if not argv:
+            continue
+        if argv[0] == "sudo":
+            argv = argv[1:]
+        assert argv and argv[0] == "make", (
+            f"a workflow step runs {part.strip()!r}: use a make target"
+        )
+        directory, targets, args = None, [], iter(argv[1:])
+        for arg in args:
+            if arg == "-C":
+                directory = next(args)
+            elif not arg.startswith("-") and "=" not in arg:
+                targets.append(arg)
+        assert targets, f"{part.strip()!r} names no target"
+        calls += [(directory, t) for t in targets]
+    return calls
 
 
 @pytest.mark.parametrize("workflow", all_workflows(), ids=lambda p: str(p.relative_to(UMBRELLA)))
@@ -102,8 +112,12 @@ def test_actionlint_refuses_a_broken_workflow(tmp_path):
 
 
 def test_a_step_that_is_not_a_make_target_is_refused():
+    assert make_calls("make -C infra setup && make -C webapp test") == [
+        ("infra", "setup"),
+        ("webapp", "test"),
+    ]
     with pytest.raises(AssertionError, match="use a make target"):
-        make_calls("pip install -r requirements.txt")
+        make_calls("make setup && pip install -r requirements.txt")
 
 
 def test_every_component_has_a_ci_workflow():
