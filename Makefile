@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint \
-        split ingest train train-if-needed serve bench bench-ingest bench-train bench-api bench-load \
+        split ingest train train-if-needed serve check-skew bench bench-ingest bench-train bench-api bench-load \
         validate load compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -63,6 +63,10 @@ serve: ## Start the inference API and the webapp in the background
 train-if-needed: ## Train only when the registry has no champion yet
 	@bash scripts/has-champion.sh || $(MAKE) --no-print-directory train
 
+check-skew: ## Replay the champion's test predictions through the running API (max diff 1e-4)
+	@$(RUNNING_ENV) && repos/inference-api/.venv/bin/plantops-inference-api check-skew \
+	  --api-url "http://127.0.0.1:$$PLANTOPS_API_PORT"
+
 demo: setup up init-db ingest train-if-needed serve ## Everything: set-up, stack, data, model, API, webapp
 	@bash scripts/demo-summary.sh
 
@@ -99,7 +103,7 @@ bench-train: ## Five stratified splits of the 400 images: accuracy, recall, time
 	@$(STACK_ENV) && $(MAKE) --no-print-directory -C repos/ml-training bench-train
 
 bench-api: ## In-process vs HTTP throughput and latency of the inference API
-	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/inference-api bench-api
+	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/inference-api bench-api BENCH_ARGS=--registry
 
 bench-load: ## Highest request rate the API holds with p95 < 200 ms
 	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/infra bench-load

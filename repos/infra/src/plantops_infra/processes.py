@@ -50,9 +50,11 @@ def tool_path(name: str) -> str:
     The fixtures run inside every component's virtualenv, but the server binaries
     (`weed`, `mlflow`) are installed once, in the infra component's own `.venv`.
     """
+    # The infra venv first: it has the server extras (pymysql, boto3) that a
+    # component's own `mlflow` client install may lack.
     candidates = [
-        Path(sys.executable).parent / name,
         Path(__file__).resolve().parents[2] / ".venv" / "bin" / name,
+        Path(sys.executable).parent / name,
     ]
     if os.environ.get("PLANTOPS_TOOLS_BIN"):
         candidates.insert(0, Path(os.environ["PLANTOPS_TOOLS_BIN"]) / name)
