@@ -16,7 +16,7 @@ RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint \
         split ingest train train-if-needed serve check-skew bench bench-ingest bench-train bench-api bench-load \
-        validate load compose-up compose-down k8s-apply
+        validate load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -110,6 +110,12 @@ bench-load: ## Highest request rate the API holds with p95 < 200 ms
 
 load: ## Locust, headless, against the running stack (USERS, SPAWN_RATE, DURATION)
 	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/infra load
+
+soak: ## A few minutes of steady load, sampling the API's memory (SOAK_DURATION)
+	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/infra soak
+
+release: ## Bump a component's version and tag it (COMPONENT=..., VERSION=...)
+	@$(MAKE) --no-print-directory -C repos/infra release COMPONENT="$(COMPONENT)" VERSION="$(VERSION)"
 
 validate: ## Compose, Dockerfiles, Kubernetes manifests, workflows, alert rules
 	@$(MAKE) --no-print-directory -C repos/infra validate
