@@ -31,6 +31,7 @@ class ModelSource:
     source_uri: str | None = None
     dataset_version: str | None = None
     test_accuracy: float | None = None
+    trained_at: datetime | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ the version's source folder `s3://<bucket>/.../artifacts/model`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -79,7 +80,15 @@ class Registry:
             source_uri=_model_folder_uri(version.get("source", ""), run),
             dataset_version=tags.get("dataset_version"),
             test_accuracy=metrics.get("test_accuracy"),
+            trained_at=_run_finished_at(run),
         )
+
+
+def _run_finished_at(run: dict) -> datetime | None:
+    """When the training run ended (or started, while it is still running)."""
+    info = run.get("info", {})
+    millis = info.get("end_time") or info.get("start_time")
+    return datetime.fromtimestamp(int(millis) / 1000, tz=UTC) if millis else None
 
 
 def _mlflow_message(response: httpx.Response) -> str:

@@ -44,6 +44,7 @@ class ModelInfo(BaseModel):
     source_uri: str | None
     dataset_version: str | None
     test_accuracy: float | None
+    trained_at: datetime | None = Field(description="When the training run ended.")
     labels: list[str]
     input_size: list[int] = Field(description="[channels, height, width] of one model input.")
     preprocessing: dict = Field(description="The model's preprocessing.json.")

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -63,6 +64,8 @@ def test_champion_is_resolved_downloaded_and_described(mlflow_server, model_name
         assert info["dataset_version"] == "20261127T000000Z"
         assert info["test_accuracy"] == pytest.approx(0.925)
         assert info["run_id"]
+        trained_at = datetime.fromisoformat(info["trained_at"])
+        assert abs(datetime.now(UTC) - trained_at) < timedelta(hours=1)
         assert info["source_uri"].startswith(f"s3://{mlflow_server.artifact_bucket}/")
         assert info["source_uri"].endswith("/artifacts/model")
         body = client.post("/v1/predict", files={"file": ("b.jpg", image_bytes((9, 9, 230)))})

@@ -22,6 +22,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
         source_uri=s.source_uri,
         dataset_version=s.dataset_version,
         test_accuracy=s.test_accuracy,
+        trained_at=s.trained_at,
         labels=list(spec.labels),
         input_size=[3, spec.crop_size, spec.crop_size],
         preprocessing=spec.model_dump(),
