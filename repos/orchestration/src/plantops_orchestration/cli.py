@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import typer
 
@@ -59,6 +60,6 @@ def status() -> None:
     """Rows by status, the failed rows with their reasons, and the latest dataset version."""
     settings = get_settings()
     with db.connection(settings) as conn:
-        report = {"rows": db.status_counts(conn), "failed": db.failed_rows(conn)}
+        report: dict[str, Any] = {"rows": db.status_counts(conn), "failed": db.failed_rows(conn)}
     report["latest_dataset_version"] = ingest.latest_version(settings)
     typer.echo(json.dumps(report, indent=2, default=str))

@@ -292,5 +292,5 @@ def run_all(settings: Settings) -> dict:
     """The whole pipeline without Airflow (CLI, benchmark): select, ingest, build, publish."""
     report = ingest_rows(settings, select_rows(settings))
     dataset = build_agg(settings)
-    published = bool(dataset.version) and publish_latest(settings, dataset.version)
+    published = bool(dataset.version and publish_latest(settings, dataset.version))
     return {**report.as_dict(), **dataset.as_dict(), "published": published}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import cast
 
 import urllib3
 from minio import Minio
@@ -47,7 +48,13 @@ def put_bytes(
     """Store an object; returns only once S3 has acknowledged it (durable)."""
     try:
         client.put_object(
-            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=metadata
+            bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+            # dict is invariant: a dict[str, str] is a valid minio DictType, only read here.
+            metadata=cast("dict[str, str | list[str] | tuple[str]] | None", metadata),
         )
     except (S3Error, Urllib3Error, OSError) as error:
         raise StorageError(f"could not store s3://{bucket}/{key}: {_describe(error)}") from error
