@@ -47,14 +47,16 @@ def get_settings() -> Settings:
 class Augmentation(BaseModel):
     """Training-time augmentation (validation and test use the serving preprocessing)."""
 
+    # default= by keyword: mypy reads only that as a field default (`Augmentation()` below).
+
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     flip: bool = True
-    min_scale: float = Field(0.35, gt=0, le=1)
-    max_rotate: float = Field(10.0, ge=0)
-    max_lighting: float = Field(0.2, ge=0, lt=1)
-    max_zoom: float = Field(1.1, ge=1)
+    min_scale: float = Field(default=0.35, gt=0, le=1)
+    max_rotate: float = Field(default=10.0, ge=0)
+    max_lighting: float = Field(default=0.2, ge=0, lt=1)
+    max_zoom: float = Field(default=1.1, ge=1)
 
 
 Backbone = Literal["efficientnet-lite0", "resnet18", "resnet34", "resnet50"]

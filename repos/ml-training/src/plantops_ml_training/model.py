@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from fastai.vision.learner import create_head
@@ -28,7 +29,9 @@ from plantops_ml_training.preprocessing import (
 class LiteBody(nn.Module):
     """EfficientNet-Lite without its pooling and classifier: image → `[N, 1280, h, w]`."""
 
-    def __init__(self, net: nn.Module) -> None:
+    # Any: an efficientnet_lite_pytorch EfficientNet (the package ships no type
+    # information); typed as nn.Module its attributes would read as `Tensor | Module`.
+    def __init__(self, net: Any) -> None:
         super().__init__()
         net._fc = nn.Identity()  # the ImageNet classifier is never used
         self.net = net
@@ -47,7 +50,9 @@ class LiteBody(nn.Module):
 class ResNetBody(nn.Module):
     """A torchvision ResNet without its pooling and classifier."""
 
-    def __init__(self, net: nn.Module) -> None:
+    # Any: a torchvision ResNet (torchvision ships no type information); typed as
+    # nn.Module its layers (conv1, layer1, ...) would read as `Tensor | Module`.
+    def __init__(self, net: Any) -> None:
         super().__init__()
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
         self.late = nn.Sequential(net.layer3, net.layer4)
@@ -61,7 +66,7 @@ class ResNetBody(nn.Module):
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    body: nn.Module
+    body: LiteBody | ResNetBody
     features: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -95,7 +100,7 @@ def build_backbone(name: str, image_size: int, pretrained: bool = True) -> Backb
 class Classifier(nn.Module):
     """Body + fastai head: normalised image → logits."""
 
-    def __init__(self, body: nn.Module, features: int, n_labels: int) -> None:
+    def __init__(self, body: LiteBody | ResNetBody, features: int, n_labels: int) -> None:
         super().__init__()
         self.body = body
         self.head = create_head(features, n_labels)

@@ -181,6 +181,8 @@ def decide(
     if current is None:
         return registry.gate(candidate, None, floor)
     try:
+        # register() always creates versions with source=...; a None is caught below anyway.
+        assert current.source is not None
         champion_acc = champion_test_accuracy(current.source, test, paths)
     except Exception as exc:  # whatever broke, we cannot compare: the champion stays
         return registry.Decision(

@@ -142,4 +142,6 @@ def champion_accuracy(
     current = champion(client)
     if current is None:
         return None, None
+    # register() always creates versions with run_id=..., so a champion has one.
+    assert current.run_id is not None
     return current, evaluate_run_model(current.run_id)

@@ -57,7 +57,8 @@ class Item:
     is_valid: bool
 
 
-MetricSink = Callable[[dict[str, float], int], None]
+# The return value is ignored (mlflow.log_metrics returns a RunOperations or None).
+MetricSink = Callable[[dict[str, float], int], object]
 
 
 def open_image(path: Path) -> PILImage:
