@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
@@ -13,7 +13,9 @@ from plantops_inference_api.schemas import BatchItem, BatchResponse, ErrorRespon
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
-ERRORS = {
+# Typed as FastAPI's `responses=` parameter (dict is invariant: an inferred
+# dict[int, dict[str, object]] would not match it).
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         413: "The file (or the request) is over the size or pixel limit.",
