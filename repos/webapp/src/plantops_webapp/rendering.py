@@ -40,7 +40,10 @@ def csrf_token(request: Request, settings: Settings) -> str:
     """The request's own token when it carries a valid one, else a fresh one."""
     existing = request.cookies.get(csrf.COOKIE_NAME)
     secret = settings.webapp_secret_key.get_secret_value()
-    return existing if csrf.is_signed(secret, existing) else csrf.new_token(secret)
+    # is_signed is False for None; the explicit check lets mypy narrow `existing` to str.
+    if existing is not None and csrf.is_signed(secret, existing):
+        return existing
+    return csrf.new_token(secret)
 
 
 def render(
