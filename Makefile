@@ -14,7 +14,7 @@ INFRA := repos/infra/.venv/bin
 STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
-.PHONY: help setup system-packages up down status demo test test-umbrella lint \
+.PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
         split ingest train train-if-needed serve check-skew bench bench-ingest bench-train bench-api bench-load \
         validate load soak release compose-up compose-down k8s-apply
 
@@ -85,6 +85,9 @@ test-umbrella: ## The umbrella's own tests (multi-repo split, local stack)
 
 lint: setup ## ruff check and format check in every component
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C repos/$$c lint; done
+
+typecheck: setup ## mypy on every component's src/
+	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C repos/$$c typecheck; done
 
 # ---------------------------------------------------------------- multi-repo
 
