@@ -5,9 +5,10 @@ Trains a model on the latest dataset version: scheduled on the Asset
 `plantops-dataset` (a new version from `plants_ingest`) and weekly.
 
 It runs the training CLI of the training environment as a subprocess
-(`PLANTOPS_TRAIN_COMMAND train --dataset-version <version>`): locally the
-ml-training virtualenv, in Compose and Kubernetes its image. Airflow's own
-environment never installs torch.
+(`PLANTOPS_TRAIN_COMMAND train --dataset-version <version>`), locally the
+ml-training virtualenv. Airflow's own environment never installs torch. In
+Compose and Kubernetes the training image needs a container-launching operator
+that is not built yet (see docs/architecture.md in the umbrella).
 """
 
 from __future__ import annotations
