@@ -4,11 +4,17 @@
 Trains a model on the latest dataset version: scheduled on the Asset
 `plantops-dataset` (a new version from `plants_ingest`) and weekly.
 
-It runs the training CLI of the training environment as a subprocess
-(`PLANTOPS_TRAIN_COMMAND train --dataset-version <version>`), locally the
-ml-training virtualenv. Airflow's own environment never installs torch. In
-Compose and Kubernetes the training image needs a container-launching operator
-that is not built yet (see docs/architecture.md in the umbrella).
+`resolve_dataset_version` reads `agg/latest.json`; `train` runs
+`plantops-train train --dataset-version <version> PLANTOPS_TRAIN_ARGS` in the
+training environment, chosen by `PLANTOPS_TRAIN_LAUNCHER`:
+
+- `subprocess` (default, local): `PLANTOPS_TRAIN_COMMAND`, the ml-training virtualenv.
+- `docker` (Compose): a `DockerOperator` runs the image `PLANTOPS_TRAIN_IMAGE` on
+  the network `PLANTOPS_TRAIN_DOCKER_NETWORK`, with the S3 and MLflow settings.
+- `kubernetes`: a `KubernetesPodOperator` runs the image in `PLANTOPS_TRAIN_K8S_NAMESPACE`
+  with its environment from `PLANTOPS_TRAIN_K8S_CONFIG_MAP` and `PLANTOPS_TRAIN_K8S_SECRET`.
+
+Airflow's own environment never installs torch.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from plantops_orchestration.assets import DATASET
+from plantops_orchestration.config import get_training_settings
 
 
 @dag(
@@ -51,7 +58,32 @@ def plants_train():
 
         return run_training(get_settings(), dataset_version)
 
-    train(resolve_dataset_version())
+    version = resolve_dataset_version()
+    launcher = get_training_settings().train_launcher
+    # The providers are imported only by the launcher that needs them.
+    if launcher == "docker":
+        from airflow.providers.docker.operators.docker import DockerOperator
+
+        from plantops_orchestration.config import get_settings
+        from plantops_orchestration.launchers import (
+            DATASET_VERSION_TEMPLATE,
+            docker_operator_kwargs,
+        )
+
+        kwargs = docker_operator_kwargs(get_settings(), DATASET_VERSION_TEMPLATE)
+        version >> DockerOperator(task_id="train", **kwargs)
+    elif launcher == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        from plantops_orchestration.launchers import (
+            DATASET_VERSION_TEMPLATE,
+            kubernetes_pod_operator_kwargs,
+        )
+
+        kwargs = kubernetes_pod_operator_kwargs(get_training_settings(), DATASET_VERSION_TEMPLATE)
+        version >> KubernetesPodOperator(task_id="train", **kwargs)
+    else:
+        train(version)
 
 
 plants_train()

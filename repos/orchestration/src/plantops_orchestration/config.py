@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,7 +13,45 @@ CANONICAL_PREFIX = (
 )
 
 
-class Settings(BaseSettings):
+TrainLauncher = Literal["subprocess", "docker", "kubernetes"]
+
+
+class TrainingSettings(BaseSettings):
+    """How `plants_train` runs the training: read when the DAG file is parsed.
+
+    Nothing here is secret or required, so the DAG parses without credentials.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore")
+
+    # subprocess: a local training CLI; docker / kubernetes: the ml-training image
+    # (entrypoint plantops-train) run by DockerOperator / KubernetesPodOperator.
+    train_launcher: TrainLauncher = "subprocess"
+    # Extra shell words appended after `train --dataset-version <version>` (every launcher).
+    train_args: str = ""
+    train_timeout_s: int = Field(default=3600, gt=0)
+
+    # --- subprocess: the training CLI of the training environment (shell words)
+    train_command: str = "../ml-training/.venv/bin/plantops-train"
+
+    # --- docker and kubernetes: the training image
+    train_image: str = "plantops/ml-training:0.1.0"
+
+    # --- docker: the engine, and the network where MinIO and MLflow answer by name
+    train_docker_url: str = "unix://var/run/docker.sock"
+    train_docker_network: str = ""
+
+    # --- kubernetes: where the training pod runs and what it gets. The ConfigMap gives
+    # its environment; the Secret its S3 keys (PLANTOPS_S3_ACCESS_KEY, _SECRET_KEY).
+    train_k8s_namespace: str = "plantops"
+    train_k8s_service_account: str = "default"
+    train_k8s_config_map: str = "plantops-trainer-config"
+    train_k8s_secret: str = "plantops-trainer-secrets"
+    train_k8s_cpu: str = "2"
+    train_k8s_memory: str = "4Gi"
+
+
+class Settings(TrainingSettings):
     """Everything `plantops-data` and the DAGs read, from `PLANTOPS_*` variables.
 
     Credentials have no default: a missing one is a clear start-up error, not a
@@ -61,17 +100,19 @@ class Settings(BaseSettings):
     split_train: float = Field(0.70, gt=0, lt=1)
     split_val: float = Field(0.15, gt=0, lt=1)
 
-    # --- Retraining: the training CLI of the training environment (shell words)
-    train_command: str = "../ml-training/.venv/bin/plantops-train"
-    # Extra shell words appended after `train --dataset-version <version>`.
-    train_args: str = ""
-    train_timeout_s: int = Field(3600, gt=0)
+    # --- MLflow: only forwarded to the training container (docker launcher)
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
 
     @model_validator(mode="after")
     def _splits_leave_a_test_split(self) -> Settings:
         if self.split_train + self.split_val >= 1:
             raise ValueError("PLANTOPS_SPLIT_TRAIN + PLANTOPS_SPLIT_VAL must be below 1")
         return self
+
+
+@lru_cache
+def get_training_settings() -> TrainingSettings:
+    return TrainingSettings()
 
 
 @lru_cache

@@ -41,3 +41,93 @@ def test_ingest_publishes_the_asset_that_schedules_training(dagbag):
     assert asset.uri == "s3://plantops-data/agg/latest.json"
     schedule = dagbag.dags["plants_train"].timetable
     assert "plantops-dataset" in repr(schedule) and "0 3 * * 1" in repr(schedule)
+
+
+TEMPLATED_VERSION = "{{ ti.xcom_pull(task_ids='resolve_dataset_version') }}"
+
+
+def parse_plants_train(monkeypatch, **env: str):
+    """plants_train parsed by a real DagBag with the launcher's settings in the environment.
+
+    There is no Docker engine and no Kubernetes cluster here, so the container
+    operators cannot execute: these tests check what they would run (class, image,
+    command with the templated dataset version, environment), not a run.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    from plantops_orchestration.config import get_settings, get_training_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_training_settings.cache_clear()
+    try:
+        bag = DagBag(dag_folder=str(DAGS / "plants_train.py"))
+    finally:
+        get_settings.cache_clear()
+        get_training_settings.cache_clear()
+    assert bag.import_errors == {}
+    train = bag.dags["plants_train"].get_task("train")
+    assert train.upstream_task_ids == {"resolve_dataset_version"}
+    return train
+
+
+def test_train_is_a_python_task_by_default(monkeypatch):
+    monkeypatch.delenv("PLANTOPS_TRAIN_LAUNCHER", raising=False)
+    train = parse_plants_train(monkeypatch)
+    assert type(train).__name__ == "_PythonDecoratedOperator"
+
+
+def test_train_runs_the_training_image_with_docker(monkeypatch):
+    train = parse_plants_train(
+        monkeypatch,
+        PLANTOPS_TRAIN_LAUNCHER="docker",
+        PLANTOPS_TRAIN_IMAGE="plantops/ml-training:1.2.3",
+        PLANTOPS_TRAIN_DOCKER_NETWORK="plantops",
+        PLANTOPS_TRAIN_ARGS="--epochs 1",
+        PLANTOPS_MYSQL_USER="u",
+        PLANTOPS_MYSQL_PASSWORD="p",
+        PLANTOPS_S3_ENDPOINT="minio:9000",
+        PLANTOPS_S3_ACCESS_KEY="access",
+        PLANTOPS_S3_SECRET_KEY="secret",
+        PLANTOPS_MLFLOW_TRACKING_URI="http://mlflow:5000",
+    )
+    from airflow.providers.docker.operators.docker import DockerOperator
+
+    assert isinstance(train, DockerOperator)
+    assert train.image == "plantops/ml-training:1.2.3"
+    assert train.command == ["train", "--dataset-version", TEMPLATED_VERSION, "--epochs", "1"]
+    assert train.network_mode == "plantops"
+    assert train.environment["PLANTOPS_S3_ENDPOINT"] == "minio:9000"
+    assert train.environment["PLANTOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert train._private_environment["PLANTOPS_S3_SECRET_KEY"] == "secret"
+    assert "secret" not in train.environment.values()  # never rendered in the UI
+    assert train.retries >= 1
+
+
+def test_train_runs_the_training_image_as_a_kubernetes_pod(monkeypatch):
+    # No credentials in the environment: the pod gets them from the Secret, Airflow never.
+    for name in ("PLANTOPS_S3_ACCESS_KEY", "PLANTOPS_S3_SECRET_KEY", "PLANTOPS_MYSQL_USER"):
+        monkeypatch.delenv(name, raising=False)
+    train = parse_plants_train(
+        monkeypatch,
+        PLANTOPS_TRAIN_LAUNCHER="kubernetes",
+        PLANTOPS_TRAIN_IMAGE="plantops/ml-training:1.2.3",
+        PLANTOPS_TRAIN_K8S_NAMESPACE="plantops",
+        PLANTOPS_TRAIN_K8S_CONFIG_MAP="plantops-trainer-config",
+        PLANTOPS_TRAIN_K8S_SECRET="plantops-trainer-secrets",
+    )
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    assert isinstance(train, KubernetesPodOperator)
+    assert train.image == "plantops/ml-training:1.2.3"
+    assert train.namespace == "plantops"
+    assert train.cmds == []  # the image's entrypoint, plantops-train
+    assert train.arguments == ["train", "--dataset-version", TEMPLATED_VERSION]
+    assert train.labels["app.kubernetes.io/name"] == "plantops-trainer"
+    assert [s.config_map_ref.name for s in train.env_from] == ["plantops-trainer-config"]
+    assert {e.name: e.value_from.secret_key_ref.name for e in train.env_vars} == {
+        "PLANTOPS_S3_ACCESS_KEY": "plantops-trainer-secrets",
+        "PLANTOPS_S3_SECRET_KEY": "plantops-trainer-secrets",
+    }
+    assert train.retries >= 1
