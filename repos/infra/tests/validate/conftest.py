@@ -65,20 +65,34 @@ def compose_binary() -> Path:
 
 
 def settings_env_vars(component: str) -> set[str]:
-    """The PLANTOPS_* names a component's pydantic Settings read (from its config.py source)."""
+    """The PLANTOPS_* names a component's pydantic Settings read (from its config.py source).
+
+    A settings class is one based on BaseSettings or on another settings class of the same
+    file (orchestration's Settings extends TrainingSettings): every field of each counts.
+    """
     package = "plantops_" + component.replace("-", "_")
     config = REPOS / component / "src" / package / "config.py"
     if not config.exists():
         pytest.fail(f"{config} does not exist: the component has no Settings yet")
+    classes = [n for n in ast.walk(ast.parse(config.read_text())) if isinstance(n, ast.ClassDef)]
+    settings_classes = {"BaseSettings"}
+    while True:  # add classes based on a known settings class until none is new
+        found = {
+            c.name
+            for c in classes
+            if any(isinstance(b, ast.Name) and b.id in settings_classes for b in c.bases)
+        }
+        if found <= settings_classes:
+            break
+        settings_classes |= found
     names: set[str] = set()
-    for node in ast.walk(ast.parse(config.read_text())):
-        if isinstance(node, ast.ClassDef) and any(
-            isinstance(base, ast.Name) and base.id == "BaseSettings" for base in node.bases
-        ):
-            for item in node.body:
-                is_field = isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-                if is_field and item.target.id != "model_config":
-                    names.add("PLANTOPS_" + item.target.id.upper())
+    for node in classes:
+        if node.name not in settings_classes:
+            continue
+        for item in node.body:
+            is_field = isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+            if is_field and item.target.id != "model_config":
+                names.add("PLANTOPS_" + item.target.id.upper())
     return names
 
 

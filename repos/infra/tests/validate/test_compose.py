@@ -153,3 +153,29 @@ def test_health_checks_point_at_existing_routes(config):
         assert f'"{path}"' in routes, (
             f"{name}'s health check calls {path}, not a route of {component}"
         )
+
+
+def test_airflow_launches_the_trainer_image_on_the_compose_network(config):
+    """plants_train's DockerOperator runs the trainer's image on a network that exists."""
+    services = config["services"]
+    for name in ("airflow-scheduler", "airflow-dag-processor"):  # runs / parses the DAG
+        env = services[name]["environment"]
+        assert env["PLANTOPS_TRAIN_LAUNCHER"] == "docker", name
+        assert env["PLANTOPS_TRAIN_IMAGE"] == services["trainer"]["image"], name
+        network = env["PLANTOPS_TRAIN_DOCKER_NETWORK"]
+        assert network in {n["name"] for n in config["networks"].values()}, name
+        assert env["PLANTOPS_S3_ENDPOINT"] == "minio:9000", name
+        assert env["PLANTOPS_MLFLOW_TRACKING_URI"].startswith("http://mlflow:"), name
+
+
+def test_only_the_scheduler_holds_the_docker_socket_and_not_as_root(config):
+    def has_socket(service: dict) -> bool:
+        return any(v["source"] == "/var/run/docker.sock" for v in service.get("volumes", []))
+
+    holders = [name for name, service in config["services"].items() if has_socket(service)]
+    assert holders == ["airflow-scheduler"]
+    scheduler = config["services"]["airflow-scheduler"]
+    assert scheduler.get("user") in (None, "50000")  # the image's airflow user, not root
+    assert scheduler["group_add"], "the scheduler needs the socket's group (DOCKER_GID)"
+    volumes = {v["target"] for v in scheduler["volumes"]}
+    assert "/opt/airflow/logs" in volumes  # the merge kept the shared log volume

@@ -201,3 +201,95 @@ def test_airflow_values_file_parses():
     values = yaml.safe_load((K8S / "airflow" / "values.yaml").read_text())
     assert values["executor"]
     assert values["images"]["airflow"]["repository"] == "plantops/airflow"
+
+
+AIRFLOW_VALUES = K8S / "airflow" / "values.yaml"
+
+
+def airflow_env(values: dict) -> dict[str, str]:
+    """The variables the chart gives every Airflow pod (plain values; secrets as None)."""
+    env: dict[str, str] = {e["name"]: e.get("value") for e in values.get("env", [])}
+    env.update({s["envName"]: None for s in values.get("secret", [])})
+    return env
+
+
+def unknown_airflow_env_vars(values: dict) -> list[str]:
+    known = settings_env_vars("orchestration")
+    return [
+        f"values.yaml sets {name}, unknown to orchestration"
+        for name in sorted(airflow_env(values))
+        if name.startswith("PLANTOPS_") and name not in known
+    ]
+
+
+def test_airflow_env_vars_exist_in_the_orchestration_settings():
+    assert unknown_airflow_env_vars(yaml.safe_load(AIRFLOW_VALUES.read_text())) == []
+
+
+def test_a_misspelt_airflow_env_var_is_caught():
+    values = yaml.safe_load(AIRFLOW_VALUES.read_text())
+    values["env"].append({"name": "PLANTOPS_TRAIN_LAUNCHR", "value": "kubernetes"})
+    assert unknown_airflow_env_vars(values) == [
+        "values.yaml sets PLANTOPS_TRAIN_LAUNCHR, unknown to orchestration"
+    ]
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert found, f"no {kind} {name} in the overlay (named by k8s/airflow/values.yaml)"
+    return found[0]
+
+
+def test_the_training_pod_finds_what_airflow_names(rendered):
+    """plants_train's pod (KubernetesPodOperator) names these objects literally: they
+    exist in the overlay under exactly those names, with what the pod reads."""
+    docs = rendered[1]
+    values = yaml.safe_load(AIRFLOW_VALUES.read_text())
+    env = airflow_env(values)
+    assert env["PLANTOPS_TRAIN_LAUNCHER"] == "kubernetes"
+    assert component_of({"image": env["PLANTOPS_TRAIN_IMAGE"]}) == "ml-training"
+    namespace = env["PLANTOPS_TRAIN_K8S_NAMESPACE"]
+    config = named(docs, "ConfigMap", env["PLANTOPS_TRAIN_K8S_CONFIG_MAP"])
+    secret = named(docs, "Secret", env["PLANTOPS_TRAIN_K8S_SECRET"])
+    account = named(docs, "ServiceAccount", env["PLANTOPS_TRAIN_K8S_SERVICE_ACCOUNT"])
+    for doc in (config, secret, account):
+        assert doc["metadata"]["namespace"] == namespace
+    assert {"PLANTOPS_S3_ACCESS_KEY", "PLANTOPS_S3_SECRET_KEY"} <= secret["data"].keys()
+    # Every PLANTOPS_* key is read by ml-training, with the value the services use.
+    given = {k for k in config["data"] if k.startswith("PLANTOPS_")}
+    assert given <= settings_env_vars("ml-training")
+    shared = next(
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("plantops-config")
+    )
+    for key, value in config["data"].items():
+        assert shared["data"].get(key, value) == value, f"{key} differs from plantops-config"
+    # The scheduler's service account may create pods in that namespace.
+    binding = named(docs, "RoleBinding", "airflow-pod-launcher")
+    assert binding["metadata"]["namespace"] == namespace
+    role = named(docs, "Role", binding["roleRef"]["name"])
+    assert any("pods" in r["resources"] and "create" in r["verbs"] for r in role["rules"])
+    (subject,) = binding["subjects"]
+    assert subject["name"] == values["scheduler"]["serviceAccount"]["name"]
+
+
+def test_training_pods_may_reach_mlflow_and_minio(rendered):
+    launchers = REPOS / "orchestration/src/plantops_orchestration/launchers.py"
+    label = re.search(r'"app\.kubernetes\.io/name": "([\w-]+)"', launchers.read_text()).group(1)
+    allowed: dict[str, set[int]] = {}
+    for policy in (d for d in rendered[1] if d["kind"] == "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"]
+        targets = set(selector.get("matchLabels", {}).values())
+        for expression in selector.get("matchExpressions", []):
+            targets |= set(expression["values"])
+        for rule in policy["spec"].get("ingress", []):
+            if any(
+                source.get("podSelector", {}).get("matchLabels")
+                == {"app.kubernetes.io/name": label}
+                for source in rule.get("from", [])
+            ):
+                for target in targets:
+                    allowed.setdefault(target, set()).update(p["port"] for p in rule["ports"])
+    assert {5000} <= allowed.get("mlflow", set())
+    assert {9000} <= allowed.get("minio", set())
