@@ -20,6 +20,7 @@ from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.dataset import folder_dataset
 from plantops_ml_training.evaluate import Predictions, classification_metrics
 from plantops_ml_training.export import export_onnx, verify_onnx
+from plantops_ml_training.label_review import apply_label_review
 from plantops_ml_training.pipeline import training_items
 from plantops_ml_training.train import train
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 def run_split(images: Path, config: TrainConfig, split: int) -> dict:
     started = time.perf_counter()
     dataset, paths = folder_dataset(images, seed=split, val_fraction=VAL_FRACTION)
+    dataset, _ = apply_label_review(dataset, config.label_review)
     trained = train(training_items(dataset, paths), dataset.labels, config)
     test = dataset.split("test")
     test_paths = [paths[e.sha256] for e in test]

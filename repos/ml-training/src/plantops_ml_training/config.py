@@ -74,7 +74,11 @@ class TrainConfig(BaseModel):
     # Serving resizes the shorter side to image_size / crop_ratio, then centre-crops.
     crop_ratio: float = Field(0.875, gt=0.5, le=1)
     frozen_epochs: int = Field(1, ge=0)
-    epochs: int = Field(4, ge=1)
+    # Epochs with the whole network trainable (0: only the head is ever trained).
+    epochs: int = Field(4, ge=0)
+    # Whether batch-norm layers of a frozen body still train. False makes a frozen
+    # epoch a forward pass through the body only (several times faster on CPU).
+    train_bn: bool = True
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(16, ge=2)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -84,6 +88,15 @@ class TrainConfig(BaseModel):
     seed: int = 42
     # The promotion gate never makes a model champion below this test accuracy.
     accuracy_floor: float = Field(0.90, ge=0, le=1)
+    # Reviewed label corrections (label_review.py); a relative path is relative to the
+    # recipe file. None: the labels are used as they are.
+    label_review: Path | None = None
+
+    @model_validator(mode="after")
+    def _some_training(self) -> TrainConfig:
+        if self.frozen_epochs + self.epochs == 0:
+            raise ValueError("frozen_epochs + epochs must be at least 1")
+        return self
 
     @model_validator(mode="after")
     def _even_image_size(self) -> TrainConfig:
@@ -101,6 +114,7 @@ class TrainConfig(BaseModel):
         params = self.model_dump(exclude={"augmentation"})
         params.update({f"aug_{k}": v for k, v in self.augmentation.model_dump().items()})
         params["resize_shorter_side"] = self.resize_shorter_side
+        params["label_review"] = self.label_review.name if self.label_review else None
         return params
 
 
@@ -124,6 +138,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             data.setdefault("augmentation", {})[key.removeprefix("aug_")] = value
         else:
             data[key] = value
+    if data.get("label_review"):
+        data["label_review"] = path.parent / data["label_review"]  # an absolute one stays
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

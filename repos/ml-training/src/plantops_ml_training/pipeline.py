@@ -28,6 +28,7 @@ from plantops_ml_training.config import EXPERIMENT_NAME, ConfigError, Settings, 
 from plantops_ml_training.dataset import Dataset, DatasetError, Example, ImageCache, load_dataset
 from plantops_ml_training.evaluate import Predictions, accuracy, classification_metrics
 from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
+from plantops_ml_training.label_review import apply_label_review
 from plantops_ml_training.model import build_backbone
 from plantops_ml_training.plots import plot_confusion_matrix, plot_worst_mistakes
 from plantops_ml_training.preprocessing import PreprocessingSpec
@@ -204,18 +205,24 @@ def check_backbone(config: TrainConfig) -> None:
         ) from exc
 
 
-def prepare(
-    settings: Settings, config: TrainConfig, dataset_version: str
-) -> tuple[Dataset, dict[str, Path]]:
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset  # label review applied
+    paths: dict[str, Path]  # sha256 -> cached image
+    review: dict  # what the label review did, logged on the run
+
+
+def prepare(settings: Settings, config: TrainConfig, dataset_version: str) -> PreparedData:
     """Every fast check, then the image download: fails before any training starts."""
     check_backbone(config)
     registry.check_tracking_server(settings.mlflow_tracking_uri)
     client = s3_client(settings)
     check_bucket(client, settings)
     dataset = load_dataset(client, settings.s3_bucket, dataset_version)
-    log.info("dataset %s: %s", dataset.version, dataset.counts())
+    dataset, review = apply_label_review(dataset, config.label_review)
+    log.info("dataset %s: %s (label review: %s)", dataset.version, dataset.counts(), review)
     cache = ImageCache(settings.cache_dir / "images")
-    return dataset, cache.fetch(client, settings.s3_bucket, dataset.examples)
+    return PreparedData(dataset, cache.fetch(client, settings.s3_bucket, dataset.examples), review)
 
 
 def register_and_gate(
@@ -240,7 +247,8 @@ def register_and_gate(
 def run_training(settings: Settings, config: TrainConfig, dataset_version: str) -> TrainResult:
     """Check, fetch, train, evaluate, export, log, register, gate: one MLflow run."""
     started = time.perf_counter()
-    dataset, paths = prepare(settings, config, dataset_version)
+    prepared = prepare(settings, config, dataset_version)
+    dataset, paths = prepared.dataset, prepared.paths
     use_plantops_s3_for_mlflow(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(EXPERIMENT_NAME)
@@ -253,6 +261,9 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
     with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({**config.flat_params(), "labels": ",".join(dataset.labels)})
         mlflow.log_dict(dataset.counts(), "metrics/dataset_counts.json")
+        mlflow.log_dict(prepared.review, "metrics/label_review.json")
+        if config.label_review:
+            mlflow.log_artifact(str(config.label_review), "dataset")
         trained = train(training_items(dataset, paths), dataset.labels, config, mlflow.log_metrics)
         evaluation = evaluate_and_export(trained, test, paths, Path(tmp))
         trained.learner.remove_cb(trained.learner.epoch_metrics)  # holds the MLflow sink

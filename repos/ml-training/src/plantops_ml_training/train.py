@@ -181,6 +181,7 @@ def train(
         loss_func=loss,
         metrics=accuracy,
         splitter=splitter,
+        train_bn=config.train_bn,
         cbs=[EpochMetrics(sink)],
     )
     learner.recorder.train_metrics = True
@@ -189,8 +190,12 @@ def train(
     with learner.no_logging():
         if config.frozen_epochs:
             learner.freeze()
-            learner.fit_one_cycle(config.frozen_epochs, slice(config.lr), pct_start=0.99)
-        learner.unfreeze()
-        lr = config.lr / 2 if config.frozen_epochs else config.lr
-        learner.fit_one_cycle(config.epochs, slice(lr / 100, lr), pct_start=0.3, div=5.0)
+            # One frozen epoch is a warm-up for the head (fastai's fine_tune); a longer
+            # frozen phase is a proper cycle of its own.
+            warmup = 0.99 if config.frozen_epochs == 1 else 0.25
+            learner.fit_one_cycle(config.frozen_epochs, slice(config.lr), pct_start=warmup)
+        if config.epochs:
+            learner.unfreeze()
+            lr = config.lr / 2 if config.frozen_epochs else config.lr
+            learner.fit_one_cycle(config.epochs, slice(lr / 100, lr), pct_start=0.3, div=5.0)
     return TrainedModel(learner, spec, config, time.perf_counter() - started)
