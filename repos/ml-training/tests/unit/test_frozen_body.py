@@ -1,0 +1,46 @@
+"""The frozen_body method: the body keeps its ImageNet weights, only the head learns."""
+
+import pytest
+import torch
+
+from plantops_ml_training.config import load_config
+from plantops_ml_training.model import build_backbone
+from plantops_ml_training.preprocessing import load_rgb
+from plantops_ml_training.train import Item, image_views, serving_spec, train
+
+pytestmark = pytest.mark.unit
+
+LABELS = ["dandelion", "grass", "other"]  # three labels: nothing assumes two
+
+
+def tiny_items(images_dir) -> list[Item]:
+    # "other" is a copy of dandelion photos: enough for the mechanics, not for accuracy.
+    return [
+        Item(images_dir / folder / f"{i:08d}.jpg", label, i >= 6)
+        for label, folder in zip(LABELS, ["dandelion", "grass", "dandelion"], strict=True)
+        for i in range(8)
+    ]
+
+
+def test_only_the_head_changes_and_the_result_classifies_every_label(images_dir):
+    config = load_config(overrides={"image_size": 64, "head_epochs": 2, "feature_views": 3})
+    pretrained = build_backbone(config.backbone, 64).body.state_dict()
+    trained = train(tiny_items(images_dir), LABELS, config)
+    body = trained.learner.model.body.state_dict()
+    assert all(torch.equal(pretrained[name], body[name]) for name in pretrained)
+    probs = trained.predict_probs([images_dir / "grass" / "00000100.jpg"])
+    assert probs.shape == (1, 3)
+    assert probs.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_views_are_the_serving_crop_its_mirror_then_random_crops(images_dir):
+    config = load_config(overrides={"image_size": 64, "feature_views": 4})
+    spec = serving_spec(config, build_backbone(config.backbone, 64, pretrained=False), LABELS)
+    image = load_rgb(images_dir / "dandelion" / "00000001.jpg")
+    views = image_views(image, spec, config)
+    assert len(views) == 4
+    assert all(v.size == (64, 64) for v in views)
+    assert list(views[1].getdata()) == list(views[0].transpose(0).getdata())  # mirror
+    assert len(image_views(image, spec, None)) == 1  # validation: the serving crop only
+    no_aug = load_config(overrides={"image_size": 64, "aug_enabled": False})
+    assert len(image_views(image, spec, no_aug)) == 1
