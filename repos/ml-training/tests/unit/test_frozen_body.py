@@ -44,3 +44,11 @@ def test_views_are_the_serving_crop_its_mirror_then_random_crops(images_dir):
     assert len(image_views(image, spec, None)) == 1  # validation: the serving crop only
     no_aug = load_config(overrides={"image_size": 64, "aug_enabled": False})
     assert len(image_views(image, spec, no_aug)) == 1
+
+
+def test_same_data_and_seed_give_the_same_model(images_dir):
+    config = load_config(overrides={"image_size": 64, "head_epochs": 2, "feature_views": 3})
+    photos = [images_dir / "grass" / "00000100.jpg", images_dir / "dandelion" / "00000100.jpg"]
+    first = train(tiny_items(images_dir), LABELS, config).predict_probs(photos)
+    second = train(tiny_items(images_dir), LABELS, config).predict_probs(photos)
+    assert abs(first - second).max() < 1e-6
