@@ -131,3 +131,44 @@ def test_train_runs_the_training_image_as_a_kubernetes_pod(monkeypatch):
         "PLANTOPS_S3_SECRET_KEY": "plantops-trainer-secrets",
     }
     assert train.retries >= 1
+
+
+# A kubeconfig that points nowhere: KubernetesPodOperator loads one to build its pod,
+# and no cluster exists here (nothing below connects to it).
+NOWHERE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: unused}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def test_the_pod_airflow_would_submit_is_valid_and_restricted(monkeypatch, tmp_path):
+    """The V1Pod KubernetesPodOperator builds for a run, checked against the schema of
+    Kubernetes 1.33 (kubernetes-validate, strict) and the restricted pod security rules.
+    No cluster exists here, so this is the pod as submitted, not a pod that ran."""
+    from kubernetes.client import ApiClient
+    from kubernetes_validate import validate
+
+    train = parse_plants_train(
+        monkeypatch,
+        PLANTOPS_TRAIN_LAUNCHER="kubernetes",
+        PLANTOPS_TRAIN_K8S_SERVICE_ACCOUNT="plantops-trainer",
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(NOWHERE_KUBECONFIG)
+    train.config_file = str(kubeconfig)
+    pod = ApiClient().sanitize_for_serialization(train.build_pod_request_obj())
+    validate(pod, "1.33.0", strict=True)  # raises on an unknown or mistyped field
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    assert spec["serviceAccountName"] == "plantops-trainer"
+    assert spec["restartPolicy"] == "Never"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "plantops-trainer"
