@@ -174,17 +174,14 @@ def train(
     set_seed(config.seed, reproducible=True)
     backbone = build_backbone(config.backbone, config.image_size, config.pretrained)
     spec = serving_spec(config, backbone, labels)
-    learner = Learner(
+    learner = quiet_learner(
         build_dataloaders(items, labels, config, spec),
         build_classifier(backbone, len(labels)),
-        loss_func=loss_function(config),
-        metrics=accuracy,
+        config,
+        sink,
         splitter=splitter,
         train_bn=config.train_bn,
-        cbs=[EpochMetrics(sink)],
     )
-    learner.recorder.train_metrics = True
-    learner.remove_cb(ProgressCallback)  # progress bars flood logs; EpochMetrics logs instead
     started = time.perf_counter()
     with learner.no_logging():
         if config.method == "frozen_body":
@@ -192,6 +189,24 @@ def train(
         else:
             fine_tune(learner, config)
     return TrainedModel(learner, spec, config, time.perf_counter() - started)
+
+
+def quiet_learner(
+    dls: DataLoaders, model: nn.Module, config: TrainConfig, sink: MetricSink | None, **kwargs
+) -> Learner:
+    """A Learner with the recipe's loss and accuracy, reporting each epoch through
+    EpochMetrics (train metrics included) instead of progress bars, which flood logs."""
+    learner = Learner(
+        dls,
+        model,
+        loss_func=loss_function(config),
+        metrics=accuracy,
+        cbs=[EpochMetrics(sink)],
+        **kwargs,
+    )
+    learner.recorder.train_metrics = True
+    learner.remove_cb(ProgressCallback)
+    return learner
 
 
 def loss_function(config: TrainConfig) -> Callable:
@@ -240,11 +255,7 @@ def train_head_on_features(
         DataLoader(list(zip(valid_x, valid_y, strict=True)), bs=64),
         device="cpu",
     )
-    head_learner = Learner(
-        dls, head, loss_func=loss_function(config), metrics=accuracy, cbs=[EpochMetrics(sink)]
-    )
-    head_learner.recorder.train_metrics = True
-    head_learner.remove_cb(ProgressCallback)
+    head_learner = quiet_learner(dls, head, config, sink)
     with head_learner.no_logging():
         head_learner.fit_one_cycle(config.head_epochs, config.lr)
     model.eval()

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from plantops_orchestration.config import Settings
+from plantops_orchestration.launchers import train_arguments
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,7 @@ def training_argv(settings: Settings, dataset_version: str) -> list[str]:
             f"training command {executable!r} not found: set PLANTOPS_TRAIN_COMMAND to the "
             "plantops-train of the training environment (run `make setup` in repos/ml-training)"
         )
-    extra = shlex.split(settings.train_args)
-    return [*command, "train", "--dataset-version", dataset_version, *extra]
+    return [*command, *train_arguments(settings, dataset_version)]
 
 
 def run_training(settings: Settings, dataset_version: str) -> dict:
