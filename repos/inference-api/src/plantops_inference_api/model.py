@@ -74,8 +74,8 @@ def load_model_dir(folder: Path, source: ModelSource, onnx_threads: int = 0) -> 
     # must sleep, not spin on the cores those need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # The memory pattern pre-plans one block per input shape it has seen, and a server
-    # sees every batch size from 1 to inference_batch_size: with the flip-TTA graph that
-    # kept ~70 MB more resident, for no measurable speed (docs/BENCHMARKS.md, bench-api).
+    # sees every batch size from 1 to inference_batch_size: with a flip-TTA graph that
+    # kept ~70 MB more resident in a development probe, for no measurable speed.
     options.enable_mem_pattern = False
 
     try:

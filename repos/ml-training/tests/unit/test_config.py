@@ -1,5 +1,7 @@
 """The training recipe: file, overrides and validation."""
 
+from pathlib import Path
+
 import pytest
 
 from plantops_ml_training.config import ConfigError, Settings, load_config
@@ -59,3 +61,13 @@ def test_settings_read_plantops_variables(monkeypatch):
     settings = Settings()
     assert settings.s3_url == "https://s3.example:9000"
     assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    sorted((Path(__file__).parents[2] / "benchmarks" / "recipes").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_every_benchmark_recipe_loads_and_finds_its_review_file(recipe):
+    config = load_config(recipe)
+    assert config.label_review is None or config.label_review.is_file()
