@@ -57,9 +57,13 @@ def ingest_command() -> None:
 
 @app.command()
 def status() -> None:
-    """Rows by status, the failed rows with their reasons, and the latest dataset version."""
+    """Rows by status and by review state, the failed rows, and the latest dataset version."""
     settings = get_settings()
     with db.connection(settings) as conn:
-        report: dict[str, Any] = {"rows": db.status_counts(conn), "failed": db.failed_rows(conn)}
+        report: dict[str, Any] = {
+            "rows": db.status_counts(conn),
+            "review": db.review_counts(conn),
+            "failed": db.failed_rows(conn),
+        }
     report["latest_dataset_version"] = ingest.latest_version(settings)
     typer.echo(json.dumps(report, indent=2, default=str))

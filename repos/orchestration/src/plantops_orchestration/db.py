@@ -25,6 +25,17 @@ STORED = "stored"  # raw/ and fmt/ objects exist, url_s3 set
 DUPLICATE = "duplicate"  # same bytes as `duplicate_of`; url_s3 points at that row's object
 FAILED = "failed"  # last_error says why; retried while `retryable` and attempts < max
 
+# Review states (the `review_status` column, sql/migrations/0001_feedback_review.sql). Only
+# accepted rows are ingested and enter a dataset; the web app writes feedback as pending.
+ACCEPTED = "accepted"
+PENDING_REVIEW = "pending"
+REJECTED = "rejected"
+
+# Which SQL migration files ran (name, time): each file runs once.
+MIGRATIONS_TABLE = "plants_migrations"
+# A column or index that already exists: a file that stopped halfway is being run again.
+ALREADY_APPLIED_ERRNOS = {1060, 1061}  # ER_DUP_FIELDNAME, ER_DUP_KEYNAME
+
 # A label becomes part of S3 keys and a class name: keep it to a safe alphabet.
 LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -102,11 +113,9 @@ def sql_file(name: str) -> str:
 
 def run_script(conn, script: str) -> None:
     """Run a file of `;`-separated statements (`--` comment lines; no `;` in literals)."""
-    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
     cursor = conn.cursor()
-    for statement in code.split(";"):
-        if statement.strip():
-            cursor.execute(statement)
+    for statement in statements(script):
+        cursor.execute(statement)
     conn.commit()
 
 
@@ -148,10 +157,48 @@ def apply_migrations(conn) -> list[str]:
     return added
 
 
+def sql_migrations() -> list[tuple[str, str]]:
+    """(name, script) of every file in sql/migrations, in name order."""
+    folder = resources.files("plantops_orchestration").joinpath("sql", "migrations")
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    return [(f.name, f.read_text()) for f in files]
+
+
+def statements(script: str) -> list[str]:
+    """The `;`-separated statements of a script, without its `--` comment lines."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
+
+
+def apply_sql_migrations(conn) -> list[str]:
+    """Run the sql/migrations files not run yet on this database; return their names."""
+    cursor = conn.cursor()
+    cursor.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR(128) NOT NULL PRIMARY KEY, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE = InnoDB"
+    )
+    cursor.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")
+    done = {name for (name,) in cursor.fetchall()}
+    applied = []
+    for name, script in sql_migrations():
+        if name in done:
+            continue
+        for statement in statements(script):
+            try:
+                cursor.execute(statement)
+            except mysql.connector.Error as error:
+                if error.errno not in ALREADY_APPLIED_ERRNOS:
+                    raise
+        cursor.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (%s)", (name,))
+        conn.commit()
+        applied.append(f"migration {name}")
+    return applied
+
+
 def init_db(conn, seed: bool = True) -> list[str]:
     """Create the table, run the migrations and (by default) insert the canonical rows."""
     run_script(conn, sql_file("01_schema.sql"))
-    added = apply_migrations(conn)
+    added = apply_migrations(conn) + apply_sql_migrations(conn)
     if seed:
         run_script(conn, sql_file("02_seed.sql"))
     return added
@@ -194,7 +241,11 @@ def add_row(conn, url: str, label: str) -> tuple[int, bool]:
                 "relabelled by `add`"
             )
         return int(row_id), False
-    cursor.execute(f"INSERT INTO {TABLE} (url_source, label) VALUES (%s, %s)", (url, label))
+    # An operator adding a source is its reviewer: the row is accepted as it is added.
+    cursor.execute(
+        f"INSERT INTO {TABLE} (url_source, label, review_status) VALUES (%s, %s, %s)",
+        (url, label, ACCEPTED),
+    )
     conn.commit()
     return int(cursor.lastrowid), True
 
@@ -203,12 +254,16 @@ def add_row(conn, url: str, label: str) -> tuple[int, bool]:
 
 
 def pending_row_ids(conn, max_attempts: int) -> list[int]:
-    """Rows never ingested, and failed rows that may be tried again."""
+    """Accepted rows never ingested, and failed ones that may be tried again.
+
+    Rows waiting for review or rejected are never fetched: their bytes stay where the web
+    app put them until a reviewer accepts them.
+    """
     cursor = conn.cursor()
     cursor.execute(
-        f"SELECT id FROM {TABLE} WHERE status = %s "
-        "OR (status = %s AND retryable AND attempts < %s) ORDER BY id",
-        (NEW, FAILED, max_attempts),
+        f"SELECT id FROM {TABLE} WHERE review_status = %s AND (status = %s "
+        "OR (status = %s AND retryable AND attempts < %s)) ORDER BY id",
+        (ACCEPTED, NEW, FAILED, max_attempts),
     )
     return [int(row_id) for (row_id,) in cursor.fetchall()]
 
@@ -222,8 +277,9 @@ def rows_to_ingest(conn, row_ids: Iterable[int], max_attempts: int) -> list[Row]
     marks = ",".join(["%s"] * len(ids))
     cursor.execute(
         f"SELECT id, url_source, label, attempts FROM {TABLE} WHERE id IN ({marks}) "
+        "AND review_status = %s "
         "AND (status = %s OR (status = %s AND retryable AND attempts < %s)) ORDER BY id",
-        (*ids, NEW, FAILED, max_attempts),
+        (*ids, ACCEPTED, NEW, FAILED, max_attempts),
     )
     return [Row(int(i), url, label, int(n)) for i, url, label, n in cursor.fetchall()]
 
@@ -286,11 +342,12 @@ def mark_failed(conn, row_id: int, reason: str, retryable: bool) -> None:
 
 
 def dataset_images(conn) -> list[tuple[str, str]]:
-    """(label, sha256) of every stored image: the content of the dataset."""
+    """(label, sha256) of every stored, accepted image: the content of the dataset."""
     cursor = conn.cursor()
     cursor.execute(
-        f"SELECT label, sha256 FROM {TABLE} WHERE status = %s AND sha256 IS NOT NULL",
-        (STORED,),
+        f"SELECT label, sha256 FROM {TABLE} "
+        "WHERE status = %s AND review_status = %s AND sha256 IS NOT NULL",
+        (STORED, ACCEPTED),
     )
     return [(label, sha) for label, sha in cursor.fetchall()]
 
@@ -299,6 +356,12 @@ def status_counts(conn) -> dict[str, int]:
     cursor = conn.cursor()
     cursor.execute(f"SELECT status, COUNT(*) FROM {TABLE} GROUP BY status ORDER BY status")
     return {status: int(n) for status, n in cursor.fetchall()}
+
+
+def review_counts(conn) -> dict[str, int]:
+    cursor = conn.cursor()
+    cursor.execute(f"SELECT review_status, COUNT(*) FROM {TABLE} GROUP BY review_status ORDER BY 1")
+    return {state: int(n) for state, n in cursor.fetchall()}
 
 
 def failed_rows(conn, limit: int = 50) -> list[dict]:

@@ -1,13 +1,15 @@
 -- The 400 canonical rows: indices 0-199 of dandelion and grass in btphan95/greenr-airflow.
 -- Idempotent: a URL already present is left as it is (url_s3 and status included),
--- so applying the seed twice still leaves 400 rows.
-INSERT INTO plants_data (url_source, label)
+-- so applying the seed twice still leaves 400 rows. They are accepted by definition (run after
+-- the migrations, which make `pending` the default review state).
+INSERT INTO plants_data (url_source, label, review_status)
 SELECT
     CONCAT(
         'https://raw.githubusercontent.com/btphan95/greenr-airflow/refs/heads/master/data/',
         labels.label, '/', LPAD(n.i, 8, '0'), '.jpg'
     ),
-    labels.label
+    labels.label,
+    'accepted'
 FROM (SELECT 'dandelion' AS label UNION ALL SELECT 'grass') AS labels
 CROSS JOIN (
     SELECT hundreds.d * 100 + tens.d * 10 + ones.d AS i
