@@ -11,7 +11,13 @@ from plantops_infra.processes import free_port, http_ok, spawn, wait_until
 
 from plantops_webapp.config import Settings
 from plantops_webapp.main import create_app
-from tests.support import INFERENCE_API_DIR, TEST_SECRET_KEY, create_plants_data, write_tiny_model
+from tests.support import (
+    INFERENCE_API_DIR,
+    ORIGIN,
+    TEST_SECRET_KEY,
+    create_plants_data,
+    write_tiny_model,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +51,11 @@ def make_settings(api_url: str, **overrides: object) -> Settings:
     return Settings(**values)
 
 
+def site_client(app, **kwargs) -> TestClient:
+    """A TestClient whose requests carry this site's Origin, as a browser's form posts do."""
+    return TestClient(app, headers={"origin": ORIGIN}, **kwargs)
+
+
 def env_settings(env: dict[str, str]) -> dict[str, str]:
     """`PLANTOPS_S3_BUCKET` → `s3_bucket`: a fixture's env() as Settings fields."""
     prefix = "PLANTOPS_"
@@ -67,5 +78,5 @@ def webapp(inference_api: str, s3_bucket, plants_db) -> Iterator[TestClient]:
     settings = make_settings(
         inference_api, **env_settings(s3_bucket.env()), **env_settings(database.env())
     )
-    with TestClient(create_app(settings)) as client:
+    with site_client(create_app(settings)) as client:
         yield client

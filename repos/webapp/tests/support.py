@@ -70,37 +70,40 @@ def csrf_token_in(html: str) -> str:
     return match.group(1)
 
 
-# The table as the orchestration component creates it, when its repository is beside this
-# one; otherwise the canonical columns of docs/architecture.md, the only ones the web app uses.
-ORCHESTRATION_SCHEMA = (
-    WEBAPP_DIR.parent / "orchestration" / "src" / "plantops_orchestration" / "sql" / "schema.sql"
-)
-CANONICAL_DDL = """
-CREATE TABLE IF NOT EXISTS plants_data (
-    id BIGINT AUTO_INCREMENT PRIMARY KEY,
-    url_source VARCHAR(512) NOT NULL UNIQUE,
-    url_s3 VARCHAR(512) NULL,
-    label VARCHAR(64) NOT NULL
-)
-"""
+# The table as the orchestration component creates it: its schema file, then its SQL
+# migrations in name order (the review columns come from 0001_feedback_review.sql). The
+# pipeline's own columns (status, sha256, ...) are not needed here.
+ORCHESTRATION_SQL = WEBAPP_DIR.parent / "orchestration" / "src" / "plantops_orchestration" / "sql"
+ORIGIN = "http://testserver"  # the TestClient's site: every POST names it, as browsers do
 
 
-def plants_data_ddl() -> str:
-    if ORCHESTRATION_SCHEMA.is_file():
-        return ORCHESTRATION_SCHEMA.read_text()
-    return CANONICAL_DDL
+def plants_data_scripts() -> list[Path]:
+    schema = ORCHESTRATION_SQL / "01_schema.sql"
+    if not schema.is_file():
+        raise FileNotFoundError(
+            f"{schema} is missing: the web app's tests use the orchestration component's schema"
+        )
+    return [schema, *sorted((ORCHESTRATION_SQL / "migrations").glob("*.sql"))]
+
+
+def sql_statements(script: str) -> list[str]:
+    """The `;`-separated statements of one of those files, without `--` comment lines."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [statement for statement in code.split(";") if statement.strip()]
 
 
 def create_plants_data(connection) -> None:
     cursor = connection.cursor()
-    cursor.execute(plants_data_ddl())
+    for script in plants_data_scripts():
+        for statement in sql_statements(script.read_text()):
+            cursor.execute(statement)
     connection.commit()
     cursor.close()
 
 
-def plants_rows(connection) -> list[tuple]:
+def plants_rows(connection, columns: str = "id, url_source, url_s3, label") -> list[tuple]:
     cursor = connection.cursor()
-    cursor.execute("SELECT id, url_source, url_s3, label FROM plants_data ORDER BY id")
+    cursor.execute(f"SELECT {columns} FROM plants_data ORDER BY id")
     rows = cursor.fetchall()
     cursor.close()
     connection.commit()  # end the snapshot so the next read sees new rows

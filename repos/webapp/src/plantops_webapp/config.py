@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,16 +21,47 @@ class Settings(BaseSettings):
     api_connect_timeout_s: float = 2.0
     api_timeout_s: float = 30.0
 
-    # Signs the CSRF tokens. No default: a guessable key would make the tokens forgeable.
+    # Keys the CSRF tokens, the reviewer sessions and the pseudonymous submitter ids. No
+    # default: a guessable key would make all three forgeable.
     webapp_secret_key: SecretStr
-    # Mark the CSRF cookie `Secure` when the app is served over HTTPS.
+    # Mark the cookies `Secure` (set it behind HTTPS). A request that arrived over https is
+    # answered with Secure cookies anyway; reviewer sign-in over plain http is refused except
+    # on a loopback address (local development).
     webapp_cookie_secure: bool = False
+    # Origins besides the request's own Host that may POST forms (e.g. the public URL when a
+    # proxy rewrites Host): `["https://plants.example.org"]`.
+    webapp_allowed_origins: list[str] = []
     webapp_max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # Below this confidence the result page says the model is unsure.
     webapp_low_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
-    # Uploads kept in memory between the result page and the feedback form.
-    webapp_pending_uploads: int = Field(default=64, gt=0)
+    # Uploads kept in memory between the result page and the feedback form, per visitor;
+    # the whole store is bounded in bytes and evicts from the visitor holding the most.
+    webapp_pending_per_visitor: int = Field(default=8, gt=0)
+    webapp_pending_total_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     webapp_pending_ttl_s: float = Field(default=3600.0, gt=0)
+
+    # Abuse limits, in memory and per replica: per visitor (cookie + client address), and
+    # every POST per client address whatever its cookies.
+    webapp_uploads_per_minute: int = Field(default=20, gt=0)
+    webapp_feedback_per_minute: int = Field(default=10, gt=0)
+    webapp_posts_per_address_per_minute: int = Field(default=60, gt=0)
+    # Feedback items one submitter may have waiting for review; the same photo counts once.
+    webapp_max_pending_reviews: int = Field(default=20, gt=0)
+
+    # Reviewer accounts: name -> argon2 hash, as JSON in PLANTOPS_WEBAPP_REVIEWERS and/or as
+    # `name:hash` lines in the file (`plantops-webapp add-reviewer` writes it).
+    webapp_reviewers: dict[str, str] = {}
+    webapp_reviewers_file: Path | None = None
+    webapp_review_session_s: float = Field(default=8 * 3600.0, gt=0)
+    webapp_signin_max_failures: int = Field(default=5, gt=0)
+    webapp_signin_lockout_s: float = Field(default=900.0, gt=0)
+
+    # "Retrain now" on the review page: Airflow 3's REST API and an account allowed to
+    # trigger DAG runs. Without a URL the button is disabled with an explanation.
+    airflow_url: str | None = None
+    airflow_username: str | None = None
+    airflow_password: SecretStr | None = None
+    airflow_train_dag: str = "plants_train"
 
     # Feedback storage. Without S3 credentials the feedback form says it is unavailable.
     s3_endpoint: str = "127.0.0.1:9000"
@@ -56,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def feedback_enabled(self) -> bool:
         return bool(self.s3_access_key and self.s3_secret_key)
+
+    @property
+    def retrain_enabled(self) -> bool:
+        return bool(self.airflow_url and self.airflow_username and self.airflow_password)
 
 
 @lru_cache

@@ -1,39 +1,39 @@
-"""CSRF protection by a signed double-submit token.
+"""CSRF protection: a form token bound to the visitor's session and to what the form does.
 
-The same token travels in a cookie and in a hidden form field; a POST is accepted only
-when both are present, equal, and signed with the app's secret key. Another site can
-make the browser send the cookie but cannot read it to fill the form field, and the
-signature stops a token planted in the cookie by someone else (cookie tossing).
+The token is HMAC-SHA256(secret key, session id + purpose), where the session id is the
+visitor cookie (`visitors.py`) and the purpose names the form (`upload`,
+`feedback:<upload id>`, `sign-in`, `review:<reviewer>`). Another site can make the browser
+send the cookie but cannot read a page to learn the token, a token taken from one session
+or one upload is worthless for another, and no token is stored on the server. Every POST
+is also checked for a same-origin `Origin` or `Referer` (`middleware.SameOriginPosts`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
-COOKIE_NAME = "plantops_csrf"
 FIELD_NAME = "csrf_token"
 
-
-def _signature(secret_key: str, nonce: str) -> str:
-    return hmac.new(secret_key.encode(), nonce.encode(), hashlib.sha256).hexdigest()
-
-
-def new_token(secret_key: str) -> str:
-    nonce = secrets.token_urlsafe(24)
-    return f"{nonce}.{_signature(secret_key, nonce)}"
+UPLOAD = "upload"
+SIGN_IN = "sign-in"
 
 
-def is_signed(secret_key: str, token: str | None) -> bool:
-    if not token or token.count(".") != 1:
+def feedback_purpose(upload_id: str) -> str:
+    return f"feedback:{upload_id}"
+
+
+def review_purpose(reviewer: str) -> str:
+    return f"review:{reviewer}"
+
+
+def token(secret_key: str, session_id: str, purpose: str) -> str:
+    message = f"csrf\n{session_id}\n{purpose}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def is_valid(secret_key: str, session_id: str, purpose: str, form_token: object) -> bool:
+    """The form's token is the one this session got for this purpose."""
+    if not isinstance(form_token, str) or not session_id:
         return False
-    nonce, signature = token.split(".")
-    return hmac.compare_digest(signature, _signature(secret_key, nonce))
-
-
-def is_valid(secret_key: str, cookie_token: str | None, form_token: str | None) -> bool:
-    """A form's token matches the cookie's and carries our signature."""
-    if not cookie_token or not form_token:
-        return False
-    return hmac.compare_digest(cookie_token, form_token) and is_signed(secret_key, cookie_token)
+    return hmac.compare_digest(form_token, token(secret_key, session_id, purpose))

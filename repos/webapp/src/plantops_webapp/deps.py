@@ -11,6 +11,8 @@ from plantops_webapp.config import Settings
 from plantops_webapp.feedback import FeedbackStore
 from plantops_webapp.metrics import WebappMetrics
 from plantops_webapp.pending import PendingUploads
+from plantops_webapp.ratelimit import AbuseLimits
+from plantops_webapp.reviewers import Reviewers
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -33,8 +35,18 @@ def get_metrics(request: Request) -> WebappMetrics:
     return request.app.state.metrics
 
 
+def get_limits(request: Request) -> AbuseLimits:
+    return request.app.state.limits
+
+
+def get_reviewers(request: Request) -> Reviewers:
+    return request.app.state.reviewers
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ClientDep = Annotated[InferenceClient, Depends(get_client)]
 PendingDep = Annotated[PendingUploads, Depends(get_pending)]
 FeedbackStoreDep = Annotated[FeedbackStore | None, Depends(get_feedback_store)]
 MetricsDep = Annotated[WebappMetrics, Depends(get_metrics)]
+LimitsDep = Annotated[AbuseLimits, Depends(get_limits)]
+ReviewersDep = Annotated[Reviewers, Depends(get_reviewers)]

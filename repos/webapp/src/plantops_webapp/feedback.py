@@ -1,14 +1,20 @@
-"""Feedback closes the loop: a confirmed or corrected photo goes to S3 and into `plants_data`.
+"""Feedback closes the loop: a confirmed or corrected photo goes to S3 and, pending review,
+into `plants_data`.
 
 The object key is `feedback/<sha256>.<ext>` and the row's `url_source` is
-`s3://<bucket>/feedback/<sha256>.<ext>`, with `url_s3` left NULL so the next ingestion
-run validates and formats it like any other source. The same content is stored once:
-the key is derived from the bytes and `url_source` is unique in the table.
+`s3://<bucket>/feedback/<sha256>.<ext>`, with `url_s3` left NULL and `review_status`
+`pending`: ingestion takes the row only after a reviewer accepts it (review.py). The row
+keeps what the visitor proposed, what the model said (label, confidence, version), when,
+and a pseudonymous submitter id (visitors.py). The same content is stored once: the key is
+derived from the bytes and `url_source` is unique in the table. A submitter may have at
+most `webapp_max_pending_reviews` rows waiting; the same photo again counts once.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,8 +30,19 @@ from plantops_webapp.pending import PendingUpload
 FEEDBACK_PREFIX = "feedback/"
 
 
+PENDING_REVIEW = "pending"
+
+
 class FeedbackUnavailable(Exception):
     """S3 or MySQL could not take the feedback; nothing was added to the dataset."""
+
+
+class TooManyPending(Exception):
+    """The submitter already has the most items allowed waiting for review."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(f"{pending} items waiting for review")
+        self.pending = pending
 
 
 class Verdict(StrEnum):
@@ -37,8 +54,17 @@ class Verdict(StrEnum):
 class FeedbackOutcome:
     url_source: str
     label: str
-    # False when the same photo was already in the dataset (then `label` is the stored one).
+    # False when the same photo was already sent (then `label` is the stored one).
     added: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One piece of feedback: the photo, the label proposed, who (pseudonymously) sent it."""
+
+    upload: PendingUpload
+    label: str
+    submitter_id: str
 
 
 def feedback_key(upload: PendingUpload) -> str:
@@ -63,21 +89,58 @@ class FeedbackStore:
             ),
         )
 
-    def save(self, upload: PendingUpload, label: str) -> FeedbackOutcome:
-        """Store the photo (idempotent), then add its row unless the photo is already known.
+    def save(self, submission: Submission) -> FeedbackOutcome:
+        """Store the photo (idempotent), then add its pending row unless the photo is known.
 
-        The object goes first: a row must never point at a missing object. A failure
-        between the two leaves only an object that the next identical feedback reuses.
+        A known photo changes nothing; a new one is refused (TooManyPending) before anything
+        is stored when its submitter is at the cap. The object goes before the row: a row
+        must never point at a missing object. A failure between the two leaves only an
+        object that the next identical feedback reuses.
         """
+        upload = submission.upload
         key = feedback_key(upload)
         url_source = f"s3://{self._settings.s3_bucket}/{key}"
-        self._put_object(key, upload)
         try:
             with self._connect() as connection:
-                added, stored_label = _insert_row(connection, url_source, label)
+                known = _stored_label(connection, url_source)
+                if known is not None:
+                    return FeedbackOutcome(url_source=url_source, label=known, added=False)
+                pending = _pending_count(connection, submission.submitter_id)
+                if pending >= self._settings.webapp_max_pending_reviews:
+                    raise TooManyPending(pending)
+                self._put_object(key, upload)
+                added, stored_label = _insert_row(connection, url_source, submission)
         except mysql.connector.Error as exc:
             raise FeedbackUnavailable("The dataset database cannot be reached.") from exc
         return FeedbackOutcome(url_source=url_source, label=stored_label, added=added)
+
+    def photo(self, url_source: str) -> bytes | None:
+        """The bytes of a feedback photo named by its row's `url_source`, if it is ours."""
+        prefix = f"s3://{self._settings.s3_bucket}/{FEEDBACK_PREFIX}"
+        if not url_source.startswith(prefix):
+            return None
+        key = url_source.removeprefix(f"s3://{self._settings.s3_bucket}/")
+        try:
+            response = self._s3.get_object(self._settings.s3_bucket, key)
+        except S3Error:
+            return None
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise FeedbackUnavailable("The image store cannot be reached.") from exc
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    @contextmanager
+    def database(self) -> Iterator:
+        """A connection to the `plants_data` database for the review queue; a database
+        failure becomes FeedbackUnavailable."""
+        try:
+            with self._connect() as connection:
+                yield connection
+        except mysql.connector.Error as exc:
+            raise FeedbackUnavailable("The dataset database cannot be reached.") from exc
 
     def _put_object(self, key: str, upload: PendingUpload) -> None:
         try:
@@ -102,15 +165,53 @@ class FeedbackStore:
             password=s.mysql_password.get_secret_value(),
             database=s.mysql_database,
             connection_timeout=5,
+            # Times are written and read in UTC, whatever the server's zone.
+            time_zone="+00:00",
         )
 
 
-def _insert_row(connection, url_source: str, label: str) -> tuple[bool, str]:
-    """Insert (url_source, label); on a duplicate keep the existing row and return its label."""
+def _stored_label(connection, url_source: str) -> str | None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT label FROM plants_data WHERE url_source = %s", (url_source,))
+        row = cursor.fetchone()
+        return str(row[0]) if row else None
+    finally:
+        cursor.close()
+
+
+def _pending_count(connection, submitter_id: str) -> int:
     cursor = connection.cursor()
     try:
         cursor.execute(
-            "INSERT INTO plants_data (url_source, label) VALUES (%s, %s)", (url_source, label)
+            "SELECT COUNT(*) FROM plants_data WHERE review_status = %s AND submitter_id = %s",
+            (PENDING_REVIEW, submitter_id),
+        )
+        return int(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+
+
+def _insert_row(connection, url_source: str, submission: Submission) -> tuple[bool, str]:
+    """Insert the pending row; on a duplicate keep the existing row and return its label."""
+    prediction = submission.upload.prediction
+    label = submission.label
+    cursor = connection.cursor()
+    try:
+        cursor.execute(
+            "INSERT INTO plants_data (url_source, label, review_status, proposed_label, "
+            "model_label, model_confidence, model_version, submitter_id, submitted_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CURRENT_TIMESTAMP)",
+            (
+                url_source,
+                label,
+                PENDING_REVIEW,
+                label,
+                prediction.label,
+                prediction.confidence,
+                prediction.model.version[:64],
+                submission.submitter_id,
+            ),
         )
         connection.commit()
         return True, label

@@ -18,10 +18,18 @@ from plantops_webapp.api_client import ApiUnavailable, InferenceClient
 from plantops_webapp.config import Settings, get_settings
 from plantops_webapp.feedback import FeedbackStore
 from plantops_webapp.metrics import WebappMetrics
-from plantops_webapp.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
+from plantops_webapp.middleware import (
+    BodySizeLimit,
+    RequestMetrics,
+    SameOriginPosts,
+    SecurityHeaders,
+    VisitorCookie,
+)
 from plantops_webapp.pending import PendingUploads
+from plantops_webapp.ratelimit import AbuseLimits
 from plantops_webapp.rendering import PACKAGE_DIR, make_templates, render
-from plantops_webapp.routes import health, pages
+from plantops_webapp.reviewers import Reviewers, load_accounts
+from plantops_webapp.routes import health, pages, review
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +52,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates()
     app.state.metrics = WebappMetrics()
     app.state.pending = PendingUploads(
-        settings.webapp_pending_uploads, settings.webapp_pending_ttl_s
+        settings.webapp_pending_per_visitor,
+        settings.webapp_pending_total_bytes,
+        settings.webapp_pending_ttl_s,
     )
     app.state.feedback_store = FeedbackStore(settings) if settings.feedback_enabled else None
+    app.state.limits = AbuseLimits(
+        settings.webapp_uploads_per_minute,
+        settings.webapp_feedback_per_minute,
+        settings.webapp_posts_per_address_per_minute,
+    )
+    app.state.reviewers = make_reviewers(settings)
 
     app.include_router(pages.router)
+    app.include_router(review.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     add_error_pages(app)
 
-    # The last added runs first: headers on every answer, metrics around everything.
+    # The last added runs first: headers on every answer, metrics around everything, the
+    # visitor id before anything that renders a page.
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.webapp_max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         too_large=pages.too_large_page,
     )
+    app.add_middleware(
+        SameOriginPosts, allowed_origins=settings.webapp_allowed_origins, refuse=cross_site_page
+    )
+    app.add_middleware(VisitorCookie, secure=settings.webapp_cookie_secure)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def make_reviewers(settings: Settings) -> Reviewers:
+    """The reviewer accounts of the settings (a bad accounts file stops the start-up)."""
+    accounts = load_accounts(settings.webapp_reviewers, settings.webapp_reviewers_file)
+    return Reviewers(
+        accounts,
+        settings.webapp_secret_key.get_secret_value(),
+        settings.webapp_review_session_s,
+        settings.webapp_signin_max_failures,
+        settings.webapp_signin_lockout_s,
+    )
+
+
+async def cross_site_page(request: Request) -> Response:
+    """403 for a POST that did not come from this site's own pages."""
+    message = (
+        "This form was not sent from this site's own page, so it was refused. "
+        "Open the page here and send it again."
+    )
+    return render(request, "error.html", {"message": message}, 403)
 
 
 def add_error_pages(app: FastAPI) -> None:

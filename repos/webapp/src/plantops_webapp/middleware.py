@@ -1,14 +1,18 @@
-"""ASGI middleware: security headers, request metrics, and the request body size limit."""
+"""ASGI middleware: security headers, request metrics, the request body size limit, the
+visitor cookie, and the same-origin check on every POST."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from plantops_webapp import visitors
 from plantops_webapp.metrics import WebappMetrics
 
 # No inline scripts or styles anywhere: everything comes from /static.
@@ -135,3 +139,96 @@ class BodySizeLimit:
         # Tell the client we will not read the rest of its body.
         response.headers["connection"] = "close"
         await response(scope, receive, send)
+
+
+VISITOR_COOKIE_MAX_AGE_S = 30 * 24 * 3600
+
+
+def cookie_value(scope: Scope, name: str) -> str | None:
+    raw = b"; ".join(value for key, value in scope["headers"] if key == b"cookie")
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(raw.decode("latin-1"))
+    except Exception:  # a malformed Cookie header is treated as no cookie
+        return None
+    morsel = cookies.get(name)
+    return morsel.value if morsel else None
+
+
+class VisitorCookie:
+    """Give every browser a random visitor id (cookie), available to the handlers at once.
+
+    The id is the session the CSRF tokens are bound to, so the very first page a browser
+    gets already carries valid tokens.
+    """
+
+    def __init__(self, app: ASGIApp, secure: bool) -> None:
+        self.app = app
+        self.secure = secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        existing = cookie_value(scope, visitors.COOKIE_NAME)
+        visitor = existing if visitors.is_visitor_id(existing) else visitors.new_visitor_id()
+        scope.setdefault("state", {})[visitors.STATE_KEY] = visitor
+        if visitor == existing:
+            await self.app(scope, receive, send)
+            return
+        attributes = f"; Max-Age={VISITOR_COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax"
+        if self.secure or scope.get("scheme") == "https":
+            attributes += "; Secure"
+        header = (b"set-cookie", f"{visitors.COOKIE_NAME}={visitor}{attributes}".encode())
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class SameOriginPosts:
+    """Refuse a POST whose `Origin` (or, without one, `Referer`) is not this site.
+
+    Browsers send `Origin` with every cross-site POST, so a form on another site is refused
+    here before the handler runs, whatever cookies it carries. A POST with neither header
+    (no browser sends one like that) is refused too. The site is the request's own Host,
+    plus `allowed_origins` (the public URL when a proxy rewrites Host).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_origins: list[str],
+        refuse: Callable[[Request], Awaitable[Response]],
+    ) -> None:
+        self.app = app
+        self.allowed = {origin.rstrip("/").lower() for origin in allowed_origins}
+        self.refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if self.same_origin(scope):
+            await self.app(scope, receive, send)
+            return
+        response = await self.refuse(Request(scope, receive))
+        await response(scope, receive, send)
+
+    def same_origin(self, scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        source = headers.get(b"origin") or headers.get(b"referer")
+        if not source:
+            return False
+        parts = urlsplit(source.decode("latin-1").strip())
+        if not parts.scheme or not parts.netloc:
+            return False  # "null" (a sandboxed or privacy-stripped origin) included
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        return parts.netloc.lower() == host or origin in self.allowed

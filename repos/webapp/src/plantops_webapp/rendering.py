@@ -1,4 +1,4 @@
-"""Render pages: Jinja2 with autoescaping, and the CSRF token every form needs."""
+"""Render pages: Jinja2 with autoescaping, and the CSRF token the page's forms need."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from plantops_webapp import csrf
+from plantops_webapp import csrf, visitors
 from plantops_webapp.config import Settings
 from plantops_webapp.images import accepted_names
 
@@ -36,39 +36,27 @@ def utc_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def csrf_token(request: Request, settings: Settings) -> str:
-    """The request's own token when it carries a valid one, else a fresh one."""
-    existing = request.cookies.get(csrf.COOKIE_NAME)
+def csrf_token(request: Request, settings: Settings, purpose: str) -> str:
+    """The token of this visitor's session for the form of `purpose` (see csrf.py)."""
     secret = settings.webapp_secret_key.get_secret_value()
-    # is_signed is False for None; the explicit check lets mypy narrow `existing` to str.
-    if existing is not None and csrf.is_signed(secret, existing):
-        return existing
-    return csrf.new_token(secret)
+    return csrf.token(secret, visitors.visitor_id(request), purpose)
 
 
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
+    """The page; its forms get the token of `context["csrf_purpose"]` (default: upload)."""
     settings: Settings = request.app.state.settings
-    token = csrf_token(request, settings)
+    purpose = (context or {}).get("csrf_purpose", csrf.UPLOAD)
     page_context = {
         "csrf_field": csrf.FIELD_NAME,
-        "csrf_token": token,
+        "csrf_token": csrf_token(request, settings, purpose),
         "max_upload_bytes": settings.webapp_max_upload_bytes,
         "max_upload_mb": settings.webapp_max_upload_bytes / (1024 * 1024),
         "accepted_names": accepted_names(),
         "error": None,
         **(context or {}),
     }
-    response = request.app.state.templates.TemplateResponse(
+    return request.app.state.templates.TemplateResponse(
         request, template, page_context, status_code=status_code
     )
-    if request.cookies.get(csrf.COOKIE_NAME) != token:
-        response.set_cookie(
-            csrf.COOKIE_NAME,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=settings.webapp_cookie_secure,
-        )
-    return response

@@ -62,11 +62,11 @@ def test_a_hostile_file_name_is_shown_escaped(webapp):
 
 def test_a_low_confidence_prediction_carries_a_notice(inference_api):
     from plantops_webapp.main import create_app
-    from tests.conftest import make_settings
+    from tests.conftest import make_settings, site_client
 
     # With a threshold of 100%, every prediction is "low confidence".
     settings = make_settings(inference_api, webapp_low_confidence=1.0)
-    with TestClient(create_app(settings)) as client:
+    with site_client(create_app(settings)) as client:
         _, page = result_of(client, photo().read_bytes())
     assert 'id="low-confidence"' in page.text
     assert "not sure" in page.text
@@ -74,10 +74,10 @@ def test_a_low_confidence_prediction_carries_a_notice(inference_api):
 
 def test_a_confident_prediction_has_no_low_confidence_notice(inference_api):
     from plantops_webapp.main import create_app
-    from tests.conftest import make_settings
+    from tests.conftest import make_settings, site_client
 
     settings = make_settings(inference_api, webapp_low_confidence=0.0)
-    with TestClient(create_app(settings)) as client:
+    with site_client(create_app(settings)) as client:
         _, page = result_of(client, photo().read_bytes())
     assert 'id="low-confidence"' not in page.text
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from plantops_infra.processes import free_port
 
 from plantops_webapp.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, site_client
 from tests.support import csrf_token_in, photo
 
 pytestmark = pytest.mark.unit
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def client():
     settings = make_settings(f"http://127.0.0.1:{free_port()}", webapp_max_upload_bytes=200_000)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    with site_client(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -88,3 +88,33 @@ def test_metrics_use_route_templates_not_raw_paths(client):
     metrics = client.get("/metrics").text
     assert 'route="/results/{upload_id}"' in metrics
     assert "some-random-id" not in metrics
+
+
+def test_uploads_past_the_limit_get_a_friendly_429_page():
+    settings = make_settings(f"http://127.0.0.1:{free_port()}", webapp_uploads_per_minute=2)
+    with site_client(create_app(settings), raise_server_exceptions=False) as limited:
+        codes = [upload(limited, photo().read_bytes()).status_code for _ in range(3)]
+        refused = upload(limited, photo().read_bytes())
+    assert codes == [503, 503, 429]  # the API is down; the limit applies before it is called
+    assert "Please slow down" in refused.text and "Traceback" not in refused.text
+    assert int(refused.headers["retry-after"]) > 0
+
+
+def test_a_cross_site_upload_is_refused(client):
+    token = csrf_token_in(client.get("/").text)
+    files = {"file": ("plant.jpg", photo().read_bytes(), "image/jpeg")}
+    answer = client.post(
+        "/predict",
+        data={"csrf_token": token},
+        files=files,
+        headers={"origin": "https://attacker.example"},
+    )
+    assert answer.status_code == 403
+    assert "not sent from this site" in answer.text
+
+
+def test_the_visitor_cookie_is_httponly_and_lax(client):
+    cookie = client.get("/").headers["set-cookie"]
+    assert cookie.startswith("plantops_visitor=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/").headers.get("set-cookie") is None  # kept, not renewed each time

@@ -7,18 +7,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import UploadFile
 
-from plantops_webapp import csrf
+from plantops_webapp import csrf, visitors
 from plantops_webapp.api_client import ApiRejected
+from plantops_webapp.config import Settings
 from plantops_webapp.deps import (
     ClientDep,
     FeedbackStoreDep,
+    LimitsDep,
     MetricsDep,
     PendingDep,
     SettingsDep,
 )
-from plantops_webapp.feedback import FeedbackUnavailable, Verdict
+from plantops_webapp.feedback import FeedbackUnavailable, Submission, TooManyPending, Verdict
 from plantops_webapp.images import accepted_names, sniff
 from plantops_webapp.pending import PendingUpload
+from plantops_webapp.ratelimit import AbuseLimits, RateLimiter
 from plantops_webapp.rendering import render
 
 router = APIRouter(tags=["pages"])
@@ -33,9 +36,35 @@ def form_expired(request: Request, template: str, context: dict | None = None) -
     return render(request, template, {**(context or {}), "error": message}, 403)
 
 
-def csrf_ok(request: Request, form_token: object, secret: str) -> bool:
-    token = form_token if isinstance(form_token, str) else None
-    return csrf.is_valid(secret, request.cookies.get(csrf.COOKIE_NAME), token)
+def csrf_ok(request: Request, settings: Settings, purpose: str, form_token: object) -> bool:
+    secret = settings.webapp_secret_key.get_secret_value()
+    return csrf.is_valid(secret, visitors.visitor_id(request), purpose, form_token)
+
+
+def visitor_key(request: Request, settings: Settings) -> str:
+    return visitors.visitor_key(request, settings.webapp_secret_key.get_secret_value())
+
+
+def slow_down(request: Request, retry_after_s: int, message: str | None = None) -> Response:
+    """429: the visitor went past a limit; the page says how long to wait."""
+    text = message or (
+        "You are sending photos faster than this site accepts. "
+        f"Please wait {retry_after_s} seconds and try again."
+    )
+    response = render(request, "slow_down.html", {"message": text}, 429)
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+def over_limit(
+    request: Request, settings: Settings, limits: AbuseLimits, limiter: RateLimiter
+) -> Response | None:
+    """The 429 page when this visitor or its address is over `limiter`'s limit, else None."""
+    secret = settings.webapp_secret_key.get_secret_value()
+    wait = limits.check(
+        limiter, visitors.visitor_key(request, secret), visitors.address_key(request, secret)
+    )
+    return None if wait is None else slow_down(request, wait)
 
 
 @router.get("/")
@@ -51,12 +80,14 @@ async def predict(
     client: ClientDep,
     pending: PendingDep,
     metrics: MetricsDep,
+    limits: LimitsDep,
 ) -> Response:
     """Send the uploaded photo to the inference API, then show the result page."""
+    refused = over_limit(request, settings, limits, limits.uploads)
+    if refused is not None:
+        return refused
     form = await request.form()
-    if not csrf_ok(
-        request, form.get(csrf.FIELD_NAME), settings.webapp_secret_key.get_secret_value()
-    ):
+    if not csrf_ok(request, settings, csrf.UPLOAD, form.get(csrf.FIELD_NAME)):
         return form_expired(request, "upload.html")
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -79,7 +110,9 @@ async def predict(
         message = f"{upload.filename} cannot be shown here: upload a {accepted_names()} image."
         return upload_error(request, message, 415)
     metrics.predictions.labels(prediction.label).inc()
-    upload_id = pending.add(image, image_format, upload.filename, prediction)
+    upload_id = pending.add(
+        visitor_key(request, settings), image, image_format, upload.filename, prediction
+    )
     # Post/Redirect/Get: reloading the result page does not upload again.
     return RedirectResponse(f"/results/{upload_id}", status_code=303)
 
@@ -104,6 +137,7 @@ def result_context(upload_id: str, upload: PendingUpload, low_confidence: float)
         "ranked": prediction.ranked(),
         "low_confidence": prediction.confidence < low_confidence,
         "other_labels": [label for label, _ in prediction.ranked() if label != prediction.label],
+        "csrf_purpose": csrf.feedback_purpose(upload_id),
     }
 
 
@@ -112,7 +146,7 @@ async def result_page(
     request: Request, upload_id: str, pending: PendingDep, settings: SettingsDep
 ) -> Response:
     """The prediction for an uploaded photo, with the feedback forms."""
-    upload = pending.get(upload_id)
+    upload = pending.get(visitor_key(request, settings), upload_id)
     if upload is None:
         return expired_result(request)
     context = result_context(upload_id, upload, settings.webapp_low_confidence)
@@ -120,9 +154,11 @@ async def result_page(
 
 
 @router.get("/results/{upload_id}/image")
-async def result_image(upload_id: str, pending: PendingDep) -> Response:
+async def result_image(
+    request: Request, upload_id: str, pending: PendingDep, settings: SettingsDep
+) -> Response:
     """The uploaded photo, served with the type its bytes show (never the client's claim)."""
-    upload = pending.get(upload_id)
+    upload = pending.get(visitor_key(request, settings), upload_id)
     if upload is None:
         return Response(status_code=404)
     headers = {"Cache-Control": "private, max-age=3600"}
@@ -137,16 +173,18 @@ async def feedback(
     pending: PendingDep,
     store: FeedbackStoreDep,
     metrics: MetricsDep,
+    limits: LimitsDep,
 ) -> Response:
-    """Record "correct" or "wrong, it is …": the photo joins the dataset with that label."""
+    """Record "correct" or "wrong, it is …": the photo goes to review with that label."""
+    refused = over_limit(request, settings, limits, limits.feedback)
+    if refused is not None:
+        return refused
     form = await request.form()
-    upload = pending.get(upload_id)
+    upload = pending.get(visitor_key(request, settings), upload_id)
     if upload is None:
         return expired_result(request)
     context = result_context(upload_id, upload, settings.webapp_low_confidence)
-    if not csrf_ok(
-        request, form.get(csrf.FIELD_NAME), settings.webapp_secret_key.get_secret_value()
-    ):
+    if not csrf_ok(request, settings, csrf.feedback_purpose(upload_id), form.get(csrf.FIELD_NAME)):
         return form_expired(request, "result.html", context)
     label = chosen_label(form.get("verdict"), form.get("label"), upload)
     if label is None:
@@ -154,8 +192,15 @@ async def feedback(
         return render(request, "result.html", {**context, "error": message}, 400)
     if store is None:
         return render(request, "error.html", {"message": FEEDBACK_OFF}, 503)
+    submitter = visitors.submitter_id(request, settings.webapp_secret_key.get_secret_value())
     try:
-        outcome = await run_in_threadpool(store.save, upload, label)
+        outcome = await run_in_threadpool(store.save, Submission(upload, label, submitter))
+    except TooManyPending as exc:
+        message = (
+            f"You already have {exc.pending} photos waiting for a reviewer. Please come back "
+            "once they have been reviewed."
+        )
+        return slow_down(request, 3600, message)
     except FeedbackUnavailable as exc:
         message = f"{exc} Your feedback was not saved; please try again later."
         return render(request, "error.html", {"message": message}, 503)
