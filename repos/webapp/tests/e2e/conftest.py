@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.conftest import env_settings
 from tests.support import TEST_SECRET_KEY, WEBAPP_DIR
+
+REVIEWER = "rita"
+REVIEWER_PASSWORD = "correct horse battery staple"
+ORCHESTRATION_DIR = WEBAPP_DIR.parent / "orchestration"
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -61,16 +66,55 @@ def start_webapp(tmp: Path, env: dict[str, str]) -> tuple[RunningWebapp, object]
     return RunningWebapp(url, log), proc
 
 
+def add_reviewer(accounts_file: Path) -> None:
+    """The reviewer account, written by the real `plantops-webapp add-reviewer`."""
+    cli = Path(sys.executable).parent / "plantops-webapp"
+    subprocess.run(
+        [str(cli), "add-reviewer", REVIEWER, "--file", str(accounts_file), "--password-stdin"],
+        input=f"{REVIEWER_PASSWORD}\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
 @pytest.fixture
 def live_webapp(
     tmp_path: Path, inference_api: str, s3_bucket, plants_db
 ) -> Iterator[RunningWebapp]:
     database, _ = plants_db
-    env = {"PLANTOPS_API_URL": inference_api, **s3_bucket.env(), **database.env()}
+    accounts_file = tmp_path / "reviewers"
+    add_reviewer(accounts_file)
+    env = {
+        "PLANTOPS_API_URL": inference_api,
+        "PLANTOPS_WEBAPP_REVIEWERS_FILE": str(accounts_file),
+        **s3_bucket.env(),
+        **database.env(),
+    }
     assert env_settings(env)  # the same variables the in-process tests use
     running, proc = start_webapp(tmp_path, env)
     yield running
     proc.stop()
+
+
+@pytest.fixture
+def data_cli(s3_bucket, plants_db):
+    """Runs orchestration's real `plantops-data` (its own virtualenv) on the test database
+    and bucket: how the accepted feedback reaches a dataset version."""
+    cli = ORCHESTRATION_DIR / ".venv" / "bin" / "plantops-data"
+    if not cli.is_file():
+        pytest.fail(f"{cli} is missing: run `make -C {ORCHESTRATION_DIR} setup` first.")
+    database, _ = plants_db
+    env = {**os.environ, **s3_bucket.env(), **database.env(), "PLANTOPS_MIRROR_BASE_URL": ""}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [str(cli), *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    return run
 
 
 @pytest.fixture

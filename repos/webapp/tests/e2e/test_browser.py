@@ -56,7 +56,7 @@ def test_upload_a_dandelion_see_the_bars_and_send_feedback(
     shoot(page, "result")
 
     page.get_by_role("button", name=f"Yes, it is {label}").click()
-    expect(page.locator("#feedback-outcome")).to_contain_text("added to the dataset")
+    expect(page.locator("#feedback-outcome")).to_contain_text("sent to review")
     shoot(page, "feedback")
 
     key = f"feedback/{hashlib.sha256(image_path.read_bytes()).hexdigest()}.jpg"

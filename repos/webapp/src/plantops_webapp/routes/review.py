@@ -125,13 +125,12 @@ def _review_csrf_ok(request: Request, settings: Settings, reviewer: str, token: 
 
 async def queue_context(store: FeedbackStore, client: InferenceClient, settings: Settings) -> dict:
     """The queue, the labels a reviewer may choose, and the count since the champion."""
-    trained_at, champion_note = None, None
+    trained_at, champion_note, model_labels = None, None, []
     try:
         info = await client.model_info()
-        trained_at = info.trained_at
-        champion_note = f"version {info.version}"
+        trained_at, champion_note, model_labels = info.trained_at, info.version, info.labels
     except (ApiUnavailable, ApiRejected):
-        champion_note = None
+        pass  # the queue still works; the count since the champion says "unknown"
 
     def read() -> dict:
         with store.database() as connection:
@@ -145,6 +144,7 @@ async def queue_context(store: FeedbackStore, client: InferenceClient, settings:
             }
 
     data = await run_in_threadpool(read)
+    data["labels"] = sorted({*data["labels"], *model_labels})
     return {
         **data,
         "champion": champion_note,
