@@ -133,8 +133,11 @@ def webapp_url(api_url, tmp_path_factory, s3_server, mysql_server) -> Iterator[s
     mysql_server.ensure_database(database)
     with mysql_server.connect(database) as conn:
         cursor = conn.cursor()
-        schema = next(iter(sorted(SQL_DIR.glob("*schema*.sql"))), SQL_DIR / "schema.sql")
-        cursor.execute(require(schema, "orchestration's plants_data schema").read_text())
+        schema = require(SQL_DIR / "01_schema.sql", "orchestration's plants_data schema")
+        # The schema, then orchestration's SQL migrations (the review columns feedback fills).
+        for script in [schema, *sorted((SQL_DIR / "migrations").glob("*.sql"))]:
+            for statement in sql_statements(script.read_text()):
+                cursor.execute(statement)
         conn.commit()
     port = free_port()
     env = {
@@ -201,23 +204,35 @@ def predict_batch(api_url: str, batch: list[tuple[str, bytes]]) -> int:
 
 
 def webapp_visit(webapp_url: str, name: str, data: bytes, verdict: str) -> int:
-    """Upload page, upload, result page, feedback: what a user does in the browser."""
+    """Upload page, upload, result page, feedback: what a user does in the browser (the
+    visitor cookie, this site's Origin on each POST, each form's own CSRF token)."""
     status, page, headers = request(f"{webapp_url}/")
-    token = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
-    cookie = {"Cookie": f"plantops_csrf={token}"}
-    body, content_type = multipart({"csrf_token": token}, [("file", name, data)])
+    cookie = next(value for key, value in headers.items() if key.lower() == "set-cookie")
+    visitor = re.search(r"plantops_visitor=([^;]+)", cookie).group(1)
+    site = {"Cookie": f"plantops_visitor={visitor}", "Origin": webapp_url}
+    body, content_type = multipart({"csrf_token": csrf_token(page)}, [("file", name, data)])
     status, _, headers = request(
-        f"{webapp_url}/predict", body, {**cookie, "Content-Type": content_type}
+        f"{webapp_url}/predict", body, {**site, "Content-Type": content_type}
     )
     assert status == 303, f"webapp upload answered {status}"
     result_path = headers["location"] if "location" in headers else headers["Location"]
-    request(f"{webapp_url}{result_path}", headers=cookie)
-    form = {"csrf_token": token, "verdict": verdict}
+    _, result_page, _ = request(f"{webapp_url}{result_path}", headers=site)
+    form = {"csrf_token": csrf_token(result_page), "verdict": verdict}
     if verdict == "wrong":
         form["label"] = "grass"
     body = urllib.parse.urlencode(form).encode()
-    headers = {**cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {**site, "Content-Type": "application/x-www-form-urlencoded"}
     return request(f"{webapp_url}{result_path}/feedback", body, headers)[0]
+
+
+def csrf_token(page: bytes) -> str:
+    return re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
+
+
+def sql_statements(script: str) -> list[str]:
+    """The `;`-separated statements of an orchestration SQL file, without `--` lines."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [statement for statement in code.split(";") if statement.strip()]
 
 
 def mixed_load(api_url: str, webapp_url: str) -> None:

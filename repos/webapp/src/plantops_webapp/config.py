@@ -14,7 +14,8 @@ MIN_SECRET_KEY_LENGTH = 16
 class Settings(BaseSettings):
     """Every setting comes from a `PLANTOPS_*` variable (see the README for the list)."""
 
-    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore")
+    # An empty variable counts as unset (Compose passes `${VAR:-}` through as "").
+    model_config = SettingsConfigDict(env_prefix="PLANTOPS_", extra="ignore", env_ignore_empty=True)
 
     api_url: str = "http://127.0.0.1:8000"
     # Connecting should be quick; a prediction on a cold model may take a few seconds.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import threading
 import time
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "plantops_reviewer"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -75,8 +78,13 @@ def write_account(path: Path, name: str, password_hash: str) -> None:
 
 
 def load_accounts(from_env: dict[str, str], file: Path | None) -> dict[str, str]:
+    """The accounts of the setting and the file. A file that does not exist yet gives none
+    (logged: nobody can review, so nothing new trains); an unreadable or malformed one stops
+    the start-up with the line at fault."""
     accounts = dict(from_env)
-    if file is not None:
+    if file is not None and not file.exists():
+        logger.warning("reviewers file %s does not exist: no reviewer accounts from it", file)
+    elif file is not None:
         accounts.update(read_accounts_file(file))
     for name in accounts:
         if not NAME_PATTERN.match(name):
