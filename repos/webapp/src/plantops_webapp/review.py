@@ -52,10 +52,13 @@ class DecisionRefused(ValueError):
     """The decision cannot be recorded (item gone or decided, label not valid)."""
 
 
-QUEUE_SQL = (
+ITEM_COLUMNS = (
     "SELECT id, url_source, COALESCE(proposed_label, label), model_label, model_confidence, "
     "model_version, COALESCE(submitter_id, ''), submitted_at FROM plants_data "
-    "WHERE review_status = %s "
+)
+# `<=>` is NULL-safe equality (1 or 0): disagreements (0) sort first.
+QUEUE_SQL = (
+    ITEM_COLUMNS + "WHERE review_status = %s "
     "ORDER BY (model_label <=> COALESCE(proposed_label, label)) ASC, "
     "model_confidence IS NULL DESC, model_confidence ASC, id ASC LIMIT %s"
 )
@@ -75,10 +78,7 @@ def queue(connection, limit: int = 50) -> list[QueueItem]:
 def pending_item(connection, item_id: int) -> QueueItem | None:
     cursor = connection.cursor()
     try:
-        cursor.execute(
-            QUEUE_SQL.replace("WHERE review_status = %s", "WHERE review_status = %s AND id = %s"),
-            (PENDING, item_id, 1),
-        )
+        cursor.execute(ITEM_COLUMNS + "WHERE review_status = %s AND id = %s", (PENDING, item_id))
         found = cursor.fetchall()
     finally:
         cursor.close()
@@ -86,7 +86,7 @@ def pending_item(connection, item_id: int) -> QueueItem | None:
 
 
 def queue_item(row: tuple) -> QueueItem:
-    """A row of QUEUE_SQL; the submitter is shown by the first 8 digits of its keyed hash."""
+    """A row of ITEM_COLUMNS; the submitter is shown by the first 8 digits of its keyed hash."""
     return QueueItem(
         id=int(row[0]),
         url_source=str(row[1]),

@@ -32,7 +32,8 @@ def is_visitor_id(value: str | None) -> bool:
 
 
 def visitor_id(request: Request) -> str:
-    return str(request.scope["state"][STATE_KEY])
+    """This request's visitor id; empty outside the middleware (no form then validates)."""
+    return str(request.scope.get("state", {}).get(STATE_KEY, ""))
 
 
 def client_address(request: Request) -> str:
