@@ -237,7 +237,8 @@ def build_flags(img: Image, engine_used: str) -> list[str]:
     if not stores:
         return []
     flags = [f"--volume={s}:{s}:ro" for s in stores]
-    return [*flags, f"--build-arg=TORCH_INDEX_URL=file://{stores[-1]}/simple"]
+    indexes = " ".join(f"file://{s}/simple" for s in reversed(stores))
+    return [*flags, f"--build-arg=TORCH_INDEX_URL={indexes}"]
 
 
 def build(img: Image, log_dir: Path, engine_used: str | None = None) -> float:

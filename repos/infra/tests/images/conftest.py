@@ -8,6 +8,7 @@ docs/BENCHMARKS.md "Images").
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def built(engine_used: str) -> dict[str, float]:
             took[img.name] = build(img, LOG_DIR, engine_used)
         except ImageError as error:
             pytest.fail(str(error))
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (LOG_DIR / "builds.json").write_text(json.dumps({k: round(v, 1) for k, v in took.items()}))
     return took
 
 
