@@ -66,20 +66,28 @@ graphroot = \"$PLANTOPS_PODMAN_HOME/storage\"
 runroot = \"$PLANTOPS_PODMAN_HOME/run\""
 
 # ------------------------------------------------------------------ 3. Debian base
-if ! podman image exists "$PLANTOPS_DEBIAN_IMAGE"; then
+# Bump when the recipe below changes: a base made by an older recipe is then remade.
+recipe=2
+label() { podman image inspect --format "{{ index .Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+if [[ "$(label "$PLANTOPS_DEBIAN_IMAGE" org.plantops.recipe)" != "$recipe" ]]; then
   rootfs="$PLANTOPS_PODMAN_HOME/rootfs-bookworm"
   say "debootstrap --variant=minbase bookworm (about 30 s) -> $PLANTOPS_DEBIAN_IMAGE"
   rm -rf "$rootfs"
   debootstrap --variant=minbase bookworm "$rootfs" "${PLANTOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
-  tar -C "$rootfs" -c . | podman import --quiet - "$PLANTOPS_DEBIAN_IMAGE" >/dev/null
+  # debootstrap leaves its .deb files and package lists behind (about 80 MB): every image
+  # would carry them.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | podman import --quiet --change "LABEL org.plantops.recipe=$recipe" \
+    - "$PLANTOPS_DEBIAN_IMAGE" >/dev/null
   rm -rf "$rootfs"
 fi
 
 # ------------------------------------------------------------------ 4. python base
+# Remade when the CA certificates or the Debian base change.
 ca_sum="$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null | sha256sum | cut -c1-16)"
-current="$(podman image inspect --format '{{ index .Labels "org.plantops.ca-sha256" }}' \
-  "$PLANTOPS_PYTHON_IMAGE" 2>/dev/null || true)"
-if [[ "$current" != "$ca_sum" ]]; then
+base_id="$(podman image inspect --format '{{.Id}}' "$PLANTOPS_DEBIAN_IMAGE" | cut -c1-16)"
+wanted_sum="$ca_sum-$base_id"
+if [[ "$(label "$PLANTOPS_PYTHON_IMAGE" org.plantops.base)" != "$wanted_sum" ]]; then
   say "building $PLANTOPS_PYTHON_IMAGE (Debian python3, venv, pip, this machine's CA certificates)"
   context="$(mktemp -d)"
   trap 'rm -rf "$context"' EXIT
@@ -90,13 +98,13 @@ FROM $PLANTOPS_DEBIAN_IMAGE
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
       python3 python3-venv python3-pip ca-certificates \\
- && rm -rf /var/lib/apt/lists/* \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \\
  && ln -sf /usr/bin/python3 /usr/local/bin/python \\
  && rm -f /usr/lib/python3.*/EXTERNALLY-MANAGED
 COPY ca/ /usr/local/share/ca-certificates/
 RUN update-ca-certificates >/dev/null
 ENV LANG=C.UTF-8
-LABEL org.plantops.ca-sha256="$ca_sum"
+LABEL org.plantops.base="$wanted_sum"
 EOF
   podman build --quiet --format docker -t "$PLANTOPS_PYTHON_IMAGE" "$context" >/dev/null
 fi

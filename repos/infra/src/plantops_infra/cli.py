@@ -87,17 +87,20 @@ def images_build(
         bool, typer.Option("--all", help="Also ml-training, which `make image-smoke` skips.")
     ] = False,
     log_dir: Annotated[Path, typer.Option(help="One build log per image.")] = LOG_DIR,
+    jobs: Annotated[int, typer.Option(help="Builds at a time.")] = 2,
 ) -> None:
     """Set the engine up (podman-setup.sh where no Docker daemon answers), build, time each."""
-    from plantops_infra.images import ImageError, build, prepare_engine, selected, size_bytes
+    from plantops_infra.images import ImageError, build_all, prepare_engine, selected, size_bytes
 
     try:
         used = prepare_engine()
-        for img in selected(names or (), include_heavy):
-            took = build(img, log_dir, used)
+        images = selected(names or (), include_heavy)
+        took = build_all(images, log_dir, used, jobs)
+        for img in images:
             size_mb = size_bytes(img.reference_name) / 1e6
+            seconds = took[img.name]
             typer.echo(
-                f"{img.reference_name:34} built in {took:6.1f} s, {size_mb:7.0f} MB ({used})"
+                f"{img.reference_name:34} built in {seconds:6.1f} s, {size_mb:7.0f} MB ({used})"
             )
     except (ImageError, KeyError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)

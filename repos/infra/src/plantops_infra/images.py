@@ -17,6 +17,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,6 +265,16 @@ def build(img: Image, log_dir: Path, engine_used: str | None = None) -> float:
         tail = "\n".join(log.read_text().splitlines()[-30:])
         raise ImageError(f"building {img.name} failed ({proc.returncode}), log {log}:\n{tail}")
     return took
+
+
+def build_all(
+    images: Sequence[Image], log_dir: Path, engine_used: str, jobs: int = 2
+) -> dict[str, float]:
+    """Build `images`, `jobs` at a time (pip downloads wait on the network, not the CPU):
+    seconds each took. The first failure is raised once the others are done."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {img.name: pool.submit(build, img, log_dir, engine_used) for img in images}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def selected(names: Sequence[str] = (), include_heavy: bool = False) -> list[Image]:
