@@ -16,7 +16,7 @@ RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
         split ingest train train-if-needed serve check-skew bench bench-ingest bench-train bench-api bench-load \
-        validate load soak release compose-up compose-down k8s-apply
+        validate images image-smoke load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -77,8 +77,15 @@ test: setup ## Every component's tests, then the umbrella's own
 	  echo "== test $$c"; \
 	  $(MAKE) --no-print-directory -C repos/$$c test || failed="$$failed $$c"; \
 	done; \
+	echo "== image-smoke"; $(MAKE) --no-print-directory image-smoke || failed="$$failed image-smoke"; \
 	echo "== test umbrella"; $(MAKE) --no-print-directory test-umbrella || failed="$$failed umbrella"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+images: ## Build every image (API, webapp, Airflow, MLflow, tooling, ml-training): docker, else podman
+	@$(MAKE) --no-print-directory -C repos/infra images
+
+image-smoke: ## Start each service image as deployed (uid, read-only, limits) on real servers (IMAGES=all: + ml-training)
+	@$(MAKE) --no-print-directory -C repos/infra image-smoke IMAGES="$(IMAGES)"
 
 test-umbrella: ## The umbrella's own tests (multi-repo split, local stack)
 	$(INFRA)/pytest tests

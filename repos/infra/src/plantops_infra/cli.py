@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from plantops_infra.config import get_settings
@@ -14,6 +17,12 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack without Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+images_app = typer.Typer(
+    help="The container images (Docker where a daemon answers, else podman).",
+    no_args_is_help=True,
+)
+app.add_typer(images_app, name="images")
+LOG_DIR = Path("reports/images")
 
 
 def _stack() -> LocalStack:
@@ -69,6 +78,44 @@ def stack_env() -> None:
     """Print the shell exports the other components need to reach this stack."""
     for key, value in _stack().component_env().items():
         typer.echo(f"export {key}={value!r}")
+
+
+@images_app.command("build")
+def images_build(
+    names: Annotated[list[str] | None, typer.Argument(help="Images (default: every one).")] = None,
+    include_heavy: Annotated[
+        bool, typer.Option("--all", help="Also ml-training, which `make image-smoke` skips.")
+    ] = False,
+    log_dir: Annotated[Path, typer.Option(help="One build log per image.")] = LOG_DIR,
+    jobs: Annotated[int, typer.Option(help="Builds at a time.")] = 2,
+) -> None:
+    """Set the engine up (podman-setup.sh where no Docker daemon answers), build, time each."""
+    from plantops_infra.images import ImageError, build_all, prepare_engine, selected, size_bytes
+
+    try:
+        used = prepare_engine()
+        images = selected(names or (), include_heavy)
+        took = build_all(images, log_dir, used, jobs)
+        for img in images:
+            size_mb = size_bytes(img.reference_name) / 1e6
+            seconds = took[img.name]
+            typer.echo(
+                f"{img.reference_name:34} built in {seconds:6.1f} s, {size_mb:7.0f} MB ({used})"
+            )
+    except (ImageError, KeyError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error
+
+
+@images_app.command("list")
+def images_list() -> None:
+    """Each image's name, build folder and the manifest that runs it."""
+    from plantops_infra.images import IMAGES, REPOS
+
+    for img in IMAGES:
+        where = img.manifest.relative_to(REPOS) if img.manifest else "-"
+        note = " (IMAGES=all)" if img.heavy else ""
+        typer.echo(f"{img.reference_name:34} {img.context.relative_to(REPOS)!s:22} {where}{note}")
 
 
 @app.command("rollout")
