@@ -37,7 +37,7 @@ from plantops_inference_api.model import LoadedModel, ModelSource, load_model_di
 from plantops_inference_api.preprocessing import preprocess_bytes
 from plantops_inference_api.registry import Registry, download_model_files
 
-MAX_PIXELS = 40_000_000
+BUDGET = Settings().image_budget  # the API's default budget
 
 
 def synthetic_cnn(folder: Path, labels=("dandelion", "grass")) -> Path:
@@ -116,7 +116,7 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
 
 def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
     def one(data: bytes) -> np.ndarray:
-        return preprocess_bytes(data, model.spec, MAX_PIXELS)
+        return preprocess_bytes(data, model.spec, BUDGET)
 
     for data in images[:5]:  # warm-up
         model.probabilities(one(data)[None])

@@ -38,11 +38,13 @@ def predict(
 ) -> None:
     """Classify image files with a local model folder; one JSON line per image."""
     from plantops_inference_api.model import ModelSource, load_model_dir
-    from plantops_inference_api.preprocessing import preprocess_bytes
+    from plantops_inference_api.preprocessing import ImageBudget, preprocess_bytes
 
     model = load_model_dir(model_dir, ModelSource(name="local", version="local", alias="local"))
+    # Local files from the operator: a looser budget than the API's.
+    budget = ImageBudget(max_pixels=200_000_000, max_aspect_ratio=100.0)
     for path in images:
-        x = preprocess_bytes(path.read_bytes(), model.spec, max_pixels=200_000_000)
+        x = preprocess_bytes(path.read_bytes(), model.spec, budget)
         probs = model.probabilities(x[None])[0]
         out = {"file": str(path), **dict(zip(model.labels, map(float, probs), strict=True))}
         typer.echo(json.dumps(out))

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plantops_inference_api.preprocessing import ImageBudget
+
 
 class Settings(BaseSettings):
     """Every `PLANTOPS_*` variable the API reads (docs/architecture.md, "Settings")."""
@@ -41,7 +43,11 @@ class Settings(BaseSettings):
 
     # Limits on what a client may send.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # The work per image (preprocessing.py, `ImageBudget`): decoded pixels, and the long
+    # side over the short side (the resize multiplies the long side by the same factor).
+    # 12.6 Mpx: a 4096x3072 phone photo; bench/bench_images.py measures what it costs.
+    max_image_pixels: int = Field(default=12_600_000, gt=0)
+    max_aspect_ratio: float = Field(default=8.0, ge=1.0)
     max_batch_size: int = Field(default=16, gt=0, le=256)
 
     # Inference: requests that arrive together are run as one onnxruntime batch. Small:
@@ -62,6 +68,10 @@ class Settings(BaseSettings):
     def empty_is_unset(cls, value: object) -> object:
         # `PLANTOPS_MODEL_PATH=` in an env file means "not set", not "the current folder".
         return None if value == "" else value
+
+    @property
+    def image_budget(self) -> ImageBudget:
+        return ImageBudget(self.max_image_pixels, self.max_aspect_ratio)
 
     @property
     def max_request_bytes(self) -> int:

@@ -38,6 +38,11 @@ class ImageTooLarge(ClientError):
     code = "too_large"
 
 
+class BadAspectRatio(ClientError):
+    status_code = 422
+    code = "bad_aspect_ratio"
+
+
 class TooManyFiles(ClientError):
     status_code = 413
     code = "too_many_files"

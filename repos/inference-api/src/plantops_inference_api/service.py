@@ -35,7 +35,7 @@ class PredictionService:
         try:
             data = await self._read(upload)
             image = await asyncio.get_running_loop().run_in_executor(
-                self.pool, preprocess_bytes, data, model.spec, self.settings.max_image_pixels
+                self.pool, preprocess_bytes, data, model.spec, self.settings.image_budget
             )
         except ClientError as exc:
             self.metrics.rejected_images.labels(error=exc.code).inc()

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plantops_webapp.images import ImageBudget
+
 MIN_SECRET_KEY_LENGTH = 16
 
 
@@ -25,6 +27,10 @@ class Settings(BaseSettings):
     # Mark the CSRF cookie `Secure` when the app is served over HTTPS.
     webapp_cookie_secure: bool = False
     webapp_max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # The inference API's budget per image, under the same variable names and defaults, so
+    # that the page refuses what the API would refuse without sending it (images.py).
+    max_image_pixels: int = Field(default=12_600_000, gt=0)
+    max_aspect_ratio: float = Field(default=8.0, ge=1.0)
     # Below this confidence the result page says the model is unsure.
     webapp_low_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
     # Uploads kept in memory between the result page and the feedback form.
@@ -52,6 +58,10 @@ class Settings(BaseSettings):
                 f"PLANTOPS_WEBAPP_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
             )
         return value
+
+    @property
+    def image_budget(self) -> ImageBudget:
+        return ImageBudget(self.max_image_pixels, self.max_aspect_ratio)
 
     @property
     def feedback_enabled(self) -> bool:
