@@ -16,18 +16,20 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: PLANTOPS_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: PLANTOPS_API_PORT.")] = None,
 ) -> None:
-    """Run the API with uvicorn (settings from PLANTOPS_* variables)."""
-    import uvicorn
-
+    """Run the API with uvicorn (settings from PLANTOPS_* variables), with its deadlines."""
+    from plantops_inference_api import server
     from plantops_inference_api.config import get_settings
 
     settings = get_settings()
-    uvicorn.run(
+    server.run(
         "plantops_inference_api.main:create_app",
-        factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
+        read_timeout_s=settings.api_request_read_timeout_s,
+        keep_alive_timeout_s=settings.api_keep_alive_timeout_s,
+        max_connections=settings.api_max_connections,
         log_level=settings.log_level.lower(),
+        access_log=False,  # requests are counted and timed in /metrics
     )
 
 
@@ -68,3 +70,7 @@ def check_skew_command(
     typer.echo(json.dumps(report.__dict__))
     if not report.ok(tolerance):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # python -m plantops_inference_api.cli (tests)
+    app()

@@ -12,12 +12,17 @@ from fastapi import FastAPI
 
 from plantops_inference_api import __version__
 from plantops_inference_api.api import api_router
+from plantops_inference_api.auth import FailedKeyLimiter, parse_networks
 from plantops_inference_api.batching import Batcher
 from plantops_inference_api.config import Settings, get_settings
 from plantops_inference_api.errors import install_error_handlers
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
-from plantops_inference_api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from plantops_inference_api.middleware import (
+    AdmissionControl,
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+)
 from plantops_inference_api.service import PredictionService
 
 DESCRIPTION = """
@@ -55,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.manager = manager
     app.state.batcher = batcher
     app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics)
+    app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)
+    app.state.metrics_networks = parse_networks(settings.metrics_allowed_networks)
 
     def body_limit(path: str) -> int:
         # One image per /v1/predict; a full batch elsewhere. 64 KiB for multipart framing.
@@ -64,6 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_request_bytes
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes_for=body_limit)
+    app.add_middleware(
+        AdmissionControl,
+        limit=settings.max_in_flight,
+        paths=frozenset({"/v1/predict", "/v1/predict/batch"}),
+        metrics=metrics,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     install_error_handlers(app)
     app.include_router(api_router)

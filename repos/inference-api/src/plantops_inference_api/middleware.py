@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request metrics and the request body size limit."""
+"""Pure ASGI middleware: request metrics, admission control and the request body size limit."""
 
 from __future__ import annotations
 
@@ -85,4 +85,50 @@ class BodySizeLimitMiddleware:
             (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionControl:
+    """Bounds the prediction requests in the server (being served or queued) to `limit`.
+
+    Beyond it a request is answered at once with 503 and `Retry-After`, before its body
+    is read: refusing costs next to nothing, so under overload the server keeps its
+    capacity for the requests it admitted instead of queueing without bound (latency
+    growing and goodput falling for everyone). A batch request counts as one.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, paths: frozenset[str], metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.paths = paths
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.metrics.admission_rejected.inc()
+            await self._refuse(send)
+            return
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
+
+    async def _refuse(self, send: Send) -> None:
+        message = (
+            f"The API is busy: {self.limit} requests are already in progress. Retry in a moment."
+        )
+        body = json.dumps({"error": "overloaded", "message": message}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
