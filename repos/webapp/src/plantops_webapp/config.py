@@ -21,11 +21,19 @@ class Settings(BaseSettings):
     # Connecting should be quick; a prediction on a cold model may take a few seconds.
     api_connect_timeout_s: float = 2.0
     api_timeout_s: float = 30.0
+    # /readyz must answer before the orchestrator's probe gives up, even when the API hangs.
+    api_ready_timeout_s: float = Field(default=2.0, gt=0)
 
     # Signs the CSRF tokens. No default: a guessable key would make the tokens forgeable.
     webapp_secret_key: SecretStr
     # Mark the CSRF cookie `Secure` when the app is served over HTTPS.
     webapp_cookie_secure: bool = False
+    # Connections (server.py): the whole request (headers and body) must arrive within
+    # this deadline, an idle kept-alive connection is closed after keep_alive, and beyond
+    # max_connections open connections uvicorn answers 503.
+    webapp_request_read_timeout_s: float = Field(default=15.0, gt=0)
+    webapp_keep_alive_timeout_s: int = Field(default=5, gt=0)
+    webapp_max_connections: int = Field(default=512, gt=0)
     webapp_max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # The inference API's budget per image, under the same variable names and defaults, so
     # that the page refuses what the API would refuse without sending it (images.py).
