@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     batcher = Batcher(settings.inference_batch_size, metrics)
-    workers = settings.preprocess_workers or os.cpu_count() or 2
+    # The cores this process may use (taskset, cpusets), not all of the machine's.
+    workers = settings.preprocess_workers or len(os.sched_getaffinity(0)) or 2
     preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
 
     @asynccontextmanager
