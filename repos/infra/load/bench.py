@@ -13,10 +13,12 @@ steals the other's CPU and the raw figure has the same core budget as the server
    then the gap is bisected down to --resolution. The highest passing rate is reported
    with its ratio to raw (target >= 0.8). The API runs with PLANTOPS_MAX_IN_FLIGHT set
    for its core budget: 0.25 s of work at the raw rate.
-3. overload: the same arrival rates at 0.5x .. 3x the sustainable rate: goodput (200s
-   per second), the p95 of the 200s, and the 503s the admission control answered.
-4. hey, a second generator (Go, Debian package `hey`), at the sustainable rate: the same
-   figure from a tool that is not Locust.
+3. capacity: `hey` (a second generator, Go, Debian package `hey`), as many clients in a
+   closed loop as the API admits: the requests per second it completes when always busy.
+4. overload: Locust arrival rates at 0.5x .. 3x that capacity: goodput (200s per
+   second, target >= 0.8 x capacity at 2x), the p95 of the 200s (target <= 500 ms), and
+   the 503s the admission control answered.
+5. hey at the sustainable rate: the same figure from a tool that is not Locust.
 
 Each Locust user sends one request a second (`constant_throughput(1)`, users = rate):
 an open-loop arrival rate as long as answers take under a second, which admission
@@ -195,25 +197,32 @@ def overload_curve(host: str, capacity: int, args: argparse.Namespace) -> list[d
     return rows
 
 
-def hey(host: str, rate: int, body: bytes, seconds: float, cores: str) -> dict:
-    """The same arrival rate from `hey` (16 workers, rate/16 each)."""
+def hey(
+    host: str, rate: int | None, body: bytes, seconds: float, cores: str, workers: int = 16
+) -> dict:
+    """`hey` with `workers` clients: at `rate` requests/s in all, or each as fast as it is
+    answered (closed loop, rate None: the server's capacity)."""
     with tempfile.NamedTemporaryFile(suffix=".multipart") as file:
         file.write(body)
         file.flush()
-        workers = 16
         command = ["taskset", "-c", cores, "hey", "-z", f"{seconds:g}s", "-c", str(workers)]
-        command += ["-q", f"{rate / workers:.3f}", "-m", "POST", "-D", file.name]
+        if rate is not None:
+            command += ["-q", f"{rate / workers:.3f}"]
+        command += ["-m", "POST", "-D", file.name]
         command += ["-T", f"multipart/form-data; boundary={BOUNDARY}", f"{host}/v1/predict"]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     p95 = re.search(r"95%+ in ([0-9.]+) secs", out)
     rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+    codes = {code: int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
+    per_s = float(rps.group(1)) if rps else 0.0
     return {
         "generator": "hey 0.1.4",
         "rate": rate,
-        "requests_per_s": float(rps.group(1)) if rps else None,
+        "workers": workers,
+        "requests_per_s": per_s,
+        "ok_per_s": round(per_s * codes.get("200", 0) / max(sum(codes.values()), 1), 1),
         "p95_ms": round(float(p95.group(1)) * 1000, 1) if p95 else None,
-        "status_codes": {code: int(n) for code, n in codes.items()},
+        "status_codes": codes,
     }
 
 
@@ -296,8 +305,12 @@ def main() -> None:
         try:
             run_step(host, 8, 3, 1)  # warm-up: onnxruntime's first batches of each size
             best, steps = search(host, args)
-            curve = overload_curve(host, best, args) if best else []
             body = PredictUser.bodies[0]
+            # As many clients as admitted requests: always busy, never refused.
+            capacity = hey(host, None, body, args.step_seconds, args.generator_cores, limit)
+            print(json.dumps({"phase": "capacity", **capacity}), file=sys.stderr)
+            capacity_rate = round(capacity["ok_per_s"])
+            curve = overload_curve(host, capacity_rate, args) if capacity_rate else []
             second = hey(host, best, body, args.step_seconds, args.generator_cores) if best else {}
             with urllib.request.urlopen(f"{host}/metrics", timeout=10) as response:
                 metrics = response.read().decode()
@@ -321,6 +334,7 @@ def main() -> None:
                 "sustainable_over_raw": round(best / raw_rate, 2) if raw_rate else None,
                 "p95_ms_at_max": next((s.p95_ms for s in steps if s.rate == best), None),
                 "hey_at_max": second,
+                "capacity_closed_loop_hey": capacity,
                 "overload": curve,
                 "server_rejected_total": float(rejected.group(1)) if rejected else None,
                 "request": "POST /v1/predict, one of 64 dataset JPEGs (those raw measures)",
