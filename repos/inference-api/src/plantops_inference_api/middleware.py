@@ -114,11 +114,26 @@ class AdmissionControl:
             return
         self.in_flight += 1
         self.metrics.in_flight.set(self.in_flight)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.in_flight -= 1
+                self.metrics.in_flight.set(self.in_flight)
+
+        async def send_and_release(message: Message) -> None:
+            await send(message)
+            # The slot is free once the answer is out: the clean-up FastAPI does after
+            # it (closing the uploaded files) must not refuse the client's next request.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_release)
         finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.set(self.in_flight)
+            release()
 
     async def _refuse(self, send: Send) -> None:
         message = (
