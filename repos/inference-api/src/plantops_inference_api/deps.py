@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from plantops_inference_api.admission import Admission
 from plantops_inference_api.auth import FailedKeyLimiter, address_in
 from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import (
@@ -32,6 +33,10 @@ def get_manager(request: Request) -> ModelManager:
 
 def get_predictor(request: Request) -> PredictionService:
     return request.app.state.predictor
+
+
+def get_admission(request: Request) -> Admission:
+    return request.app.state.admission
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -75,6 +80,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 PredictorDep = Annotated[PredictionService, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ApiKeyDep = Depends(require_api_key)
 MetricsAccessDep = Depends(require_metrics_access)

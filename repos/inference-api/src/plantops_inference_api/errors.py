@@ -68,6 +68,15 @@ class TooManyAttempts(ClientError):
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
+class Overloaded(ClientError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class MetricsForbidden(ClientError):
     status_code = 403
     code = "metrics_forbidden"

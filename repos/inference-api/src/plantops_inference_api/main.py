@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from plantops_inference_api import __version__
+from plantops_inference_api.admission import Admission
 from plantops_inference_api.api import api_router
 from plantops_inference_api.auth import FailedKeyLimiter, parse_networks
 from plantops_inference_api.batching import Batcher
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The cores this process may use (taskset, cpusets), not all of the machine's.
     workers = settings.preprocess_workers or len(os.sched_getaffinity(0)) or 2
     preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
+    admission = Admission(settings.max_in_flight, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.manager = manager
     app.state.batcher = batcher
     app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics)
+    app.state.admission = admission
     app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)
     app.state.metrics_networks = parse_networks(settings.metrics_allowed_networks)
 
@@ -74,9 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes_for=body_limit)
     app.add_middleware(
         AdmissionControl,
-        limit=settings.max_in_flight,
+        admission=admission,
         paths=frozenset({"/v1/predict", "/v1/predict/batch"}),
-        metrics=metrics,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     install_error_handlers(app)

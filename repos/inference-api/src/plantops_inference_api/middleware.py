@@ -9,6 +9,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from plantops_inference_api.admission import RETRY_AFTER_S, Admission
 from plantops_inference_api.metrics import Metrics
 
 
@@ -89,61 +90,25 @@ class BodySizeLimitMiddleware:
 
 
 class AdmissionControl:
-    """Bounds the prediction requests in the server (being served or queued) to `limit`.
+    """Refuses a prediction request from its headers, before its body is read, while
+    every admission slot is taken (admission.py): 503 and `Retry-After`."""
 
-    Beyond it a request is answered at once with 503 and `Retry-After`, before its body
-    is read: refusing costs next to nothing, so under overload the server keeps its
-    capacity for the requests it admitted instead of queueing without bound (latency
-    growing and goodput falling for everyone). A batch request counts as one.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, paths: frozenset[str], metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission, paths: frozenset[str]) -> None:
         self.app = app
-        self.limit = limit
+        self.admission = admission
         self.paths = paths
-        self.metrics = metrics
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or scope["path"] not in self.paths or not self.admission.full:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.metrics.admission_rejected.inc()
-            await self._refuse(send)
-            return
-        self.in_flight += 1
-        self.metrics.in_flight.set(self.in_flight)
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.in_flight -= 1
-                self.metrics.in_flight.set(self.in_flight)
-
-        async def send_and_release(message: Message) -> None:
-            await send(message)
-            # The slot is free once the answer is out: the clean-up FastAPI does after
-            # it (closing the uploaded files) must not refuse the client's next request.
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                release()
-
-        try:
-            await self.app(scope, receive, send_and_release)
-        finally:
-            release()
-
-    async def _refuse(self, send: Send) -> None:
-        message = (
-            f"The API is busy: {self.limit} requests are already in progress. Retry in a moment."
-        )
+        self.admission.refused()
+        message = self.admission.refusal_message()
         body = json.dumps({"error": "overloaded", "message": message}).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"retry-after", b"1"),
+            (b"retry-after", str(RETRY_AFTER_S).encode()),
         ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

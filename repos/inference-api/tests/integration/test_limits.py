@@ -3,9 +3,12 @@ process over real sockets, started the way `make run` and the image start it."""
 
 from __future__ import annotations
 
+import io
+import re
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
@@ -13,11 +16,12 @@ import httpx
 import pytest
 from apiserver import running_api
 from conftest import TEST_API_KEY, image_bytes
+from PIL import Image
 
 pytestmark = pytest.mark.integration
 
 READ_TIMEOUT_S = 1.0
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
 MAX_CONNECTIONS = 12
 MULTIPART = {"content-type": "multipart/form-data; boundary=b"}
 
@@ -31,6 +35,7 @@ def api_url(colour_model, tmp_path_factory) -> Iterator[str]:
         "PLANTOPS_API_KEEP_ALIVE_TIMEOUT_S": "1",
         "PLANTOPS_API_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
         "PLANTOPS_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+        "PLANTOPS_PREPROCESS_WORKERS": "1",
         "PLANTOPS_RELOAD_MAX_FAILURES_PER_MINUTE": "3",
     }
     log = tmp_path_factory.mktemp("uvicorn-limits") / "api.log"
@@ -123,38 +128,54 @@ def test_a_whole_request_sent_at_once_is_served_on_the_same_connection_twice(api
             assert reply.startswith(b"HTTP/1.1 200") and b'"blue"' in reply
 
 
+def big_png() -> bytes:
+    # 12 Mpx that compress to little: slow to decode (most of a second), quick to send.
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").resize((3500, 3500)).convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def in_flight(api_url: str) -> float:
+    metrics = httpx.get(f"{api_url}/metrics").text
+    return float(re.search(r"^plantops_api_requests_in_flight ([0-9.]+)$", metrics, re.M)[1])
+
+
 def test_beyond_the_admission_limit_503_with_retry_after_and_the_admitted_succeed(api_url):
-    head, body = multipart(image_bytes((220, 10, 10), fmt="PNG"))
-    with connect(api_url) as first, connect(api_url) as second:
-        # Two requests admitted and held: headers sent, the body not yet.
-        for sock in (first, second):
-            sock.sendall(head + body[:10])
-        time.sleep(0.3)  # let the server admit both
-        refused = [
+    # One slot (MAX_IN_FLIGHT) and one decoding thread: a batch of 16 big images holds
+    # the slot for seconds, time enough for a burst to meet a full server.
+    photo = big_png()
+    files = [("files", (f"{i}.png", photo, "image/png")) for i in range(16)]
+    with ThreadPoolExecutor(1) as pool:
+        batch = pool.submit(httpx.post, f"{api_url}/v1/predict/batch", files=files, timeout=120)
+        deadline = time.monotonic() + 30
+        while in_flight(api_url) < MAX_IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _, body = multipart(image_bytes((220, 10, 10), fmt="PNG"))
+        burst = [
             httpx.post(f"{api_url}/v1/predict", content=body, headers=MULTIPART) for _ in range(5)
         ]
-        for sock in (first, second):
-            sock.sendall(body[10:])
-        answers = [read_response(sock) for sock in (first, second)]
-    assert [r.status_code for r in refused] == [503] * 5
-    assert all(r.headers["retry-after"] == "1" for r in refused)
-    assert {r.json()["error"] for r in refused} == {"overloaded"}
-    assert all(a.startswith(b"HTTP/1.1 200") and b'"red"' in a for a in answers)
+        admitted = batch.result()
+    assert [r.status_code for r in burst] == [503] * 5
+    assert all(r.headers["retry-after"] == "1" for r in burst)
+    assert {r.json()["error"] for r in burst} == {"overloaded"}
+    assert admitted.status_code == 200
+    assert [r["error"] for r in admitted.json()["results"]] == [None] * 16
     metrics = httpx.get(f"{api_url}/metrics").text
     assert "plantops_api_admission_rejected_total 5.0" in metrics
     assert 'plantops_api_stage_duration_seconds_count{stage="inference"}' in metrics
     after = httpx.post(f"{api_url}/v1/predict", content=body, headers=MULTIPART)
-    assert after.status_code == 200  # the slots are free again
+    assert after.status_code == 200  # the slot is free again
 
 
-def read_response(sock: socket.socket) -> bytes:
-    reply = b""
-    while b"}}" not in reply:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
-    return reply
+def test_a_slow_upload_holds_no_admission_slot(api_url):
+    head, body = multipart(image_bytes((10, 220, 10), fmt="PNG"))
+    with connect(api_url) as slow:
+        slow.sendall(head + body[:10])  # its body arrives slowly, or never
+        time.sleep(0.3)
+        others = [
+            httpx.post(f"{api_url}/v1/predict", content=body, headers=MULTIPART) for _ in range(3)
+        ]
+    assert [r.status_code for r in others] == [200] * 3
 
 
 def test_beyond_max_connections_requests_get_503(api_url):
