@@ -15,14 +15,17 @@ steals the other's CPU and the raw figure has the same core budget as the server
    for its core budget: 0.25 s of work at the raw rate.
 3. capacity: `hey` (a second generator, Go, Debian package `hey`), as many clients in a
    closed loop as the API admits: the requests per second it completes when always busy.
-4. overload: Locust arrival rates at 0.5x .. 3x that capacity: goodput (200s per
-   second, target >= 0.8 x capacity at 2x), the p95 of the 200s (target <= 500 ms), and
-   the 503s the admission control answered.
+4. overload: Locust at 0.5x .. 3x that capacity: goodput (200s per second, target >=
+   0.8 x capacity at 2x), the p95 of the admitted requests (target <= 500 ms) as Locust
+   and as the API's own latency histogram measure it, and the 503s of the admission
+   control. (Not hey: its workers all tick together, a burst of `rate` requests each
+   second instead of a rate.)
 5. hey at the sustainable rate: the same figure from a tool that is not Locust.
 
 Each Locust user sends one request a second (`constant_throughput(1)`, users = rate):
 an open-loop arrival rate as long as answers take under a second, which admission
-control keeps true under any overload.
+control keeps true under any overload. Every step also reads the API's own latency
+histogram (`/metrics`), so a p95 inflated by the generator shows as a gap between the two.
 
     make bench-load            # the champion of the running stack (its env sourced)
     make bench-load BENCH_ARGS="--model-path DIR --step-seconds 10"
@@ -119,6 +122,7 @@ class Step:
     p95_ms: float  # of the 200s
     goodput_per_s: float
     sent_per_s: float
+    server_p95_ms_le: float | None = None  # the API's own histogram: p95 <= this bucket
 
     @property
     def passed(self) -> bool:
@@ -137,9 +141,11 @@ def run_step(host: str, rate: int, seconds: float, warmup: float) -> Step:
     runner.start(rate, spawn_rate=max(rate, 1))
     gevent.sleep(warmup)
     env.stats.reset_all()
+    before = server_histogram(host)
     started = time.monotonic()
     gevent.sleep(seconds)
     elapsed = time.monotonic() - started
+    after = server_histogram(host)
     total = env.stats.total
     admitted = env.stats.get("/v1/predict", "POST")
     rejected = env.stats.get(REJECTED, "POST").num_requests
@@ -153,10 +159,36 @@ def run_step(host: str, rate: int, seconds: float, warmup: float) -> Step:
         p95_ms=float(admitted.get_response_time_percentile(0.95) or 0.0),
         goodput_per_s=round(ok / elapsed, 1),
         sent_per_s=round(total.num_requests / elapsed, 1),
+        server_p95_ms_le=server_p95_ms(before, after),
     )
     runner.quit()
     runner.greenlet.join(timeout=10)
     return step
+
+
+BUCKET = re.compile(r"^plantops_api_request_duration_seconds_bucket\{(.*)\} ([0-9.e+]+)$", re.M)
+PREDICT_200 = {"route": "/v1/predict", "method": "POST", "status": "200"}
+
+
+def server_histogram(host: str) -> dict[float, float]:
+    """The API's own latency histogram of answered predictions: {bucket bound: count}."""
+    with urllib.request.urlopen(f"{host}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    histogram = {}
+    for labels_text, count in BUCKET.findall(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        if all(labels.get(k) == v for k, v in PREDICT_200.items()):
+            histogram[float(labels["le"])] = float(count)
+    return histogram
+
+
+def server_p95_ms(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """Upper bound of the p95 latency the server itself measured between two readings."""
+    counts = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return None
+    return next(le * 1000 for le, n in counts.items() if n >= 0.95 * total)
 
 
 def log_step(step: Step, phase: str) -> None:
@@ -188,12 +220,16 @@ def search(host: str, args: argparse.Namespace) -> tuple[int, list[Step]]:
 
 
 def overload_curve(host: str, capacity: int, args: argparse.Namespace) -> list[dict]:
+    """Locust arrival rates at 0.5x .. 3x capacity (users spread over the second: `hey`'s
+    workers all tick together, a burst of `rate` requests each second)."""
     rows = []
     for factor in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
         rate = max(1, round(capacity * factor))
         step = run_step(host, rate, args.step_seconds, args.warmup_seconds)
         log_step(step, f"overload x{factor}")
-        rows.append({"offered_x": factor, **asdict(step)})
+        row = {"offered_x": factor, **asdict(step)}
+        row["goodput_over_capacity"] = round(step.goodput_per_s / capacity, 2)
+        rows.append(row)
     return rows
 
 
