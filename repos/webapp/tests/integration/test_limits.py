@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,6 +17,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from plantops_infra.processes import free_port, http_ok, spawn, wait_until
 
 from plantops_webapp.main import create_app
@@ -136,26 +140,37 @@ def test_readiness_answers_503_quickly_when_the_api_hangs(hanging_api):
 
 @pytest.fixture(scope="module")
 def full_api(tmp_path_factory, tiny_model_dir) -> Iterator[str]:
-    """An inference API admitting one prediction at a time."""
-    env = {"PLANTOPS_MODEL_PATH": str(tiny_model_dir), "PLANTOPS_MAX_IN_FLIGHT": "1"}
+    """An inference API admitting one prediction at a time, decoding one image at a time."""
+    env = {
+        "PLANTOPS_MODEL_PATH": str(tiny_model_dir),
+        "PLANTOPS_MAX_IN_FLIGHT": "1",
+        "PLANTOPS_PREPROCESS_WORKERS": "1",
+    }
     url, proc = start_inference_api(env, tmp_path_factory.mktemp("full-api") / "api.log")
     yield url
     proc.stop()
 
 
+def api_in_flight(api_url: str) -> float:
+    metrics = httpx.get(f"{api_url}/metrics").text
+    return float(re.search(r"^plantops_api_requests_in_flight ([0-9.]+)$", metrics, re.M)[1])
+
+
 def test_an_overloaded_api_gives_the_busy_page(full_api):
-    head = (
-        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b"
-        b"\r\nContent-Length: 5000\r\n\r\n--b\r\n"
-    )
-    with connect(full_api) as held, TestClient(create_app(make_settings(full_api))) as client:
-        held.sendall(head)  # admitted, its body never completes: the API is full
-        time.sleep(0.3)
+    # A batch of 16 big images (slow to decode, quick to send) holds the API's only slot.
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").resize((3500, 3500)).convert("RGB").save(buffer, "PNG")
+    files = [("files", (f"{i}.png", buffer.getvalue(), "image/png")) for i in range(16)]
+    with ThreadPoolExecutor(1) as pool, TestClient(create_app(make_settings(full_api))) as client:
+        batch = pool.submit(httpx.post, f"{full_api}/v1/predict/batch", files=files, timeout=120)
+        deadline = time.monotonic() + 30
+        while api_in_flight(full_api) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         token = csrf_token_in(client.get("/").text)
-        files = {"file": ("plant.jpg", photo().read_bytes(), "image/jpeg")}
-        answer = client.post("/predict", data={"csrf_token": token}, files=files)
+        photo_files = {"file": ("plant.jpg", photo().read_bytes(), "image/jpeg")}
+        answer = client.post("/predict", data={"csrf_token": token}, files=photo_files)
+        assert batch.result().status_code == 200
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "1"
     assert "Busy, try again in a moment" in answer.text
     assert 'href="/"' in answer.text
-    assert httpx.get(f"{full_api}/healthz").status_code == 200
