@@ -7,7 +7,7 @@ its own process) and the raw in-process measurement run on the server cores
 steals the other's CPU and the raw figure has the same core budget as the server.
 
 1. raw: `bench_api.py --raw-only` (decode + preprocess + onnxruntime in process, no HTTP).
-2. sustainable: Locust (`FastHttpUser`, pre-encoded requests) holds a fixed arrival rate
+2. sustainable: Locust (`FastHttpUser`, pre-encoded requests) holds an arrival rate
    of single-photo POST /v1/predict for --step-seconds after a warm-up; rates double
    until a step fails (p95 >= 200 ms, any error or 503, or under 90% of the rate sent),
    then the gap is bisected down to --resolution. The highest passing rate is reported
@@ -22,10 +22,11 @@ steals the other's CPU and the raw figure has the same core budget as the server
    second instead of a rate.)
 5. hey at the sustainable rate: the same figure from a tool that is not Locust.
 
-Each Locust user sends one request a second (`constant_throughput(1)`, users = rate):
-an open-loop arrival rate as long as answers take under a second, which admission
-control keeps true under any overload. Every step also reads the API's own latency
-histogram (`/metrics`), so a p95 inflated by the generator shows as a gap between the two.
+Each Locust user waits an exponential gap of mean 1 s after each answer (users = rate):
+Poisson arrivals at about the rate as long as answers are quick, which admission control
+keeps true under any overload (the rate actually sent is reported). Every step also
+reads the API's own latency histogram (`/metrics`), so a p95 inflated by the generator
+shows as a gap between the two.
 
     make bench-load            # the champion of the running stack (its env sourced)
     make bench-load BENCH_ARGS="--model-path DIR --step-seconds 10"
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import gevent
-from locust import FastHttpUser, constant_throughput, task
+from locust import FastHttpUser, task
 from locust.env import Environment
 
 P95_LIMIT_MS = 200.0
@@ -82,17 +83,19 @@ def encoded(photo: bytes) -> bytes:
     return head.encode() + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
+def poisson_wait(_user: object) -> float:
+    # Exponential gaps, a new draw each time: Poisson arrivals. A fixed pacing
+    # (constant_throughput) lets one stall of the generator's core synchronise every
+    # user, after which all of them send together once a second: a burst, not a rate.
+    return random.expovariate(1.0)
+
+
 class PredictUser(FastHttpUser):
-    wait_time = constant_throughput(1)
+    wait_time = poisson_wait
     bodies: ClassVar[list[bytes]] = []
     headers: ClassVar[dict[str, str]] = {
         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"
     }
-
-    def on_start(self) -> None:
-        # Users start at random points of the second: arrivals spread out instead of
-        # coming as one burst of `rate` requests every second.
-        gevent.sleep(random.random())
 
     @task
     def predict(self) -> None:
