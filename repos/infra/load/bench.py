@@ -9,7 +9,7 @@ steals the other's CPU and the raw figure has the same core budget as the server
 1. raw: `bench_api.py --raw-only` (decode + preprocess + onnxruntime in process, no HTTP).
 2. sustainable: Locust (`FastHttpUser`, pre-encoded requests) holds an arrival rate
    of single-photo POST /v1/predict for --step-seconds after a warm-up; rates double
-   until a step fails (p95 >= 200 ms, any error or 503, or under 90% of the rate sent),
+   until a step fails (p95 >= 200 ms, any error or 503, or under 80% of the rate sent),
    then the gap is bisected down to --resolution. The highest passing rate is reported
    with its ratio to raw (target >= 0.8). The API runs with PLANTOPS_MAX_IN_FLIGHT set
    for its core budget: 0.25 s of work at the raw rate.
@@ -133,7 +133,8 @@ class Step:
             self.errors == 0
             and self.rejected_503 == 0
             and self.p95_ms < P95_LIMIT_MS
-            and self.sent_per_s >= 0.9 * self.rate
+            # Poisson arrivals: 10 s at 16/s send 160 +- 13, so 80 % means "could not send".
+            and self.sent_per_s >= 0.8 * self.rate
         )
 
 
