@@ -37,7 +37,7 @@ from plantops_inference_api.model import LoadedModel, ModelSource, load_model_di
 from plantops_inference_api.preprocessing import preprocess_bytes
 from plantops_inference_api.registry import Registry, download_model_files
 
-MAX_PIXELS = 40_000_000
+BUDGET = Settings().image_budget  # the API's default budget
 
 
 def synthetic_cnn(folder: Path, labels=("dandelion", "grass")) -> Path:
@@ -116,7 +116,7 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
 
 def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
     def one(data: bytes) -> np.ndarray:
-        return preprocess_bytes(data, model.spec, MAX_PIXELS)
+        return preprocess_bytes(data, model.spec, BUDGET)
 
     for data in images[:5]:  # warm-up
         model.probabilities(one(data)[None])
@@ -127,7 +127,7 @@ def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
         latencies.append(time.perf_counter() - start)
     # Pipelined: the pool preprocesses ahead while batches run, as the server overlaps them.
     work = images * 2
-    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:  # the cores given (taskset)
         start = time.perf_counter()
         pending = [pool.submit(one, data) for data in work]
         for i in range(0, len(work), batch):
@@ -212,20 +212,9 @@ async def http_load(port: int, images: list[bytes], concurrency: int, total: int
 
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "plantops_inference_api.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    # As `make run` and the image start it: uvicorn with the deadlines and limits.
+    command = [sys.executable, "-m", "plantops_inference_api.cli", "serve", "--port", str(port)]
+    env = {"PLANTOPS_LOG_LEVEL": "WARNING", **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=out)
     deadline = time.monotonic() + 120
@@ -282,6 +271,20 @@ def best_of(rounds: list[dict], key: str, pick=max) -> dict:
     return pick(rounds, key=lambda r: r[key])
 
 
+def raw_only(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        folder, model_label = resolve_model(args, Path(tmp))
+        images = load_images(args.images)
+        model = load_model_dir(folder, ModelSource("bench", "bench", "bench"))
+        raws = [bench_raw(model, images, batch=args.batch) for _ in range(args.rounds)]
+    return {
+        "bench": "api_raw",
+        "model": model_label,
+        "cores": sorted(os.sched_getaffinity(0)),
+        "raw": best_of(raws, "throughput_per_s"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-path", help="folder with model.onnx + preprocessing.json")
@@ -291,7 +294,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4, help="raw in-process batch size")
+    parser.add_argument(
+        "--raw-only",
+        action="store_true",
+        help="only the raw in-process rounds (bench-load runs them on the server's cores)",
+    )
     args = parser.parse_args()
+    if args.raw_only:
+        print(json.dumps(raw_only(args)))
+        return
 
     from plantops_infra.processes import free_port
 

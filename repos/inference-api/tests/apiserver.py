@@ -16,12 +16,11 @@ from plantops_infra.processes import free_port
 
 @contextmanager
 def running_api(env: dict[str, str], log_file: Path, wait_ready: bool = True) -> Iterator[str]:
-    """Start `uvicorn plantops_inference_api.main:create_app`; yield its base URL."""
+    """Start `plantops-inference-api serve` (uvicorn with the deadlines, as `make run` and
+    the image do); yield its base URL."""
     port = free_port()
     full_env = {**os.environ, "PLANTOPS_API_PORT": str(port), **env}
-    app = "plantops_inference_api.main:create_app"
-    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
+    command = [sys.executable, "-m", "plantops_inference_api.cli", "serve", "--host", "127.0.0.1"]
     with log_file.open("wb") as log:
         proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

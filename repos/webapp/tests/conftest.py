@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from plantops_infra.processes import free_port, http_ok, spawn, wait_until
+from plantops_infra.processes import ManagedProcess, free_port, http_ok, spawn, wait_until
 
 from plantops_webapp.config import Settings
 from plantops_webapp.main import create_app
@@ -28,19 +28,24 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def inference_api(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[str]:
     """Base URL of a real inference API process serving the tiny model (no MLflow)."""
-    uvicorn = INFERENCE_API_DIR / ".venv" / "bin" / "uvicorn"
-    if not uvicorn.is_file():
-        pytest.fail(f"{uvicorn} is missing: run `make -C {INFERENCE_API_DIR} setup` first.")
-    port = free_port()
-    argv = [str(uvicorn), "plantops_inference_api.main:create_app", "--factory"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
     env = {"PLANTOPS_MODEL_PATH": str(tiny_model_dir), "PLANTOPS_ONNX_THREADS": "1"}
     log = tmp_path_factory.mktemp("inference-api") / "api.log"
+    url, proc = start_inference_api(env, log)
+    yield url
+    proc.stop()
+
+
+def start_inference_api(env: dict[str, str], log: Path) -> tuple[str, ManagedProcess]:
+    """`plantops-inference-api serve` from the API's own venv, as `make run` starts it."""
+    cli = INFERENCE_API_DIR / ".venv" / "bin" / "plantops-inference-api"
+    if not cli.is_file():
+        pytest.fail(f"{cli} is missing: run `make -C {INFERENCE_API_DIR} setup` first.")
+    port = free_port()
+    argv = [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = spawn("inference-api", argv, log, env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(f"{url}/readyz"), "the inference API", 60, proc)
-    yield url
-    proc.stop()
+    return url, proc
 
 
 def make_settings(api_url: str, **overrides: object) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import numpy as np
 
@@ -18,7 +19,8 @@ from plantops_inference_api.model import LoadedModel
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[LoadedModel, np.ndarray, asyncio.Future]
+# (model, image, future, monotonic time it was queued)
+_Item = tuple[LoadedModel, np.ndarray, asyncio.Future, float]
 
 
 class Batcher:
@@ -43,7 +45,8 @@ class Batcher:
         if self._queue is None:
             raise RuntimeError("the batcher is not started")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((model, image, future))
+        self._queue.put_nowait((model, image, future, time.monotonic()))
+        self.metrics.queue_depth.set(self._queue.qsize())
         return await future
 
     async def _run(self) -> None:
@@ -52,6 +55,10 @@ class Batcher:
             items = [await self._queue.get()]
             while len(items) < self.max_batch and not self._queue.empty():
                 items.append(self._queue.get_nowait())
+            self.metrics.queue_depth.set(self._queue.qsize())
+            started = time.monotonic()
+            for item in items:
+                self.metrics.stage_latency.labels(stage="queue").observe(started - item[3])
             # A swap may land between two requests: each image runs on the model its
             # request started with.
             by_model: dict[int, list[_Item]] = {}
@@ -62,16 +69,19 @@ class Batcher:
 
     async def _run_group(self, group: list[_Item]) -> None:
         model = group[0][0]
-        batch = np.stack([image for _, image, _ in group])
+        batch = np.stack([item[1] for item in group])
         self.metrics.batch_size.observe(len(group))
+        started = time.monotonic()
         try:
             probs = await asyncio.to_thread(model.probabilities, batch)
         except Exception as exc:
             log.exception("Inference failed on a batch of %d", len(group))
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for item in group:
+                if not item[2].done():
+                    item[2].set_exception(exc)
             return
-        for row, (_, _, future) in zip(probs, group, strict=True):
+        elapsed = time.monotonic() - started
+        for row, (_, _, future, _) in zip(probs, group, strict=True):
+            self.metrics.stage_latency.labels(stage="inference").observe(elapsed)
             if not future.done():  # the client may have gone
                 future.set_result(row)

@@ -16,18 +16,20 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: PLANTOPS_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: PLANTOPS_API_PORT.")] = None,
 ) -> None:
-    """Run the API with uvicorn (settings from PLANTOPS_* variables)."""
-    import uvicorn
-
+    """Run the API with uvicorn (settings from PLANTOPS_* variables), with its deadlines."""
+    from plantops_inference_api import server
     from plantops_inference_api.config import get_settings
 
     settings = get_settings()
-    uvicorn.run(
+    server.run(
         "plantops_inference_api.main:create_app",
-        factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
+        read_timeout_s=settings.api_request_read_timeout_s,
+        keep_alive_timeout_s=settings.api_keep_alive_timeout_s,
+        max_connections=settings.api_max_connections,
         log_level=settings.log_level.lower(),
+        access_log=False,  # requests are counted and timed in /metrics
     )
 
 
@@ -38,11 +40,13 @@ def predict(
 ) -> None:
     """Classify image files with a local model folder; one JSON line per image."""
     from plantops_inference_api.model import ModelSource, load_model_dir
-    from plantops_inference_api.preprocessing import preprocess_bytes
+    from plantops_inference_api.preprocessing import ImageBudget, preprocess_bytes
 
     model = load_model_dir(model_dir, ModelSource(name="local", version="local", alias="local"))
+    # Local files from the operator: a looser budget than the API's.
+    budget = ImageBudget(max_pixels=200_000_000, max_aspect_ratio=100.0)
     for path in images:
-        x = preprocess_bytes(path.read_bytes(), model.spec, max_pixels=200_000_000)
+        x = preprocess_bytes(path.read_bytes(), model.spec, budget)
         probs = model.probabilities(x[None])[0]
         out = {"file": str(path), **dict(zip(model.labels, map(float, probs), strict=True))}
         typer.echo(json.dumps(out))
@@ -66,3 +70,7 @@ def check_skew_command(
     typer.echo(json.dumps(report.__dict__))
     if not report.ok(tolerance):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # python -m plantops_inference_api.cli (tests)
+    app()

@@ -7,6 +7,9 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plantops_inference_api.auth import parse_networks
+from plantops_inference_api.preprocessing import ImageBudget
+
 
 class Settings(BaseSettings):
     """Every `PLANTOPS_*` variable the API reads (docs/architecture.md, "Settings")."""
@@ -36,12 +39,21 @@ class Settings(BaseSettings):
     # Start-up waits this long for the first load before serving (/readyz says 503 meanwhile).
     startup_wait_s: float = Field(default=15.0, ge=0)
 
-    # Protects POST /v1/model/reload; without it the endpoint answers 403.
+    # Protects POST /v1/model/reload; without it the endpoint answers 403. After this many
+    # wrong keys from one address in a minute, it answers 429 (auth.py).
     api_key: SecretStr | None = None
+    reload_max_failures_per_minute: int = Field(default=5, gt=0)
+    # Who may read /metrics: comma-separated addresses or networks ("10.0.0.0/8,127.0.0.1");
+    # empty: everyone (then restrict it where the port is exposed).
+    metrics_allowed_networks: str = ""
 
     # Limits on what a client may send.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # The work per image (preprocessing.py, `ImageBudget`): decoded pixels, and the long
+    # side over the short side (the resize multiplies the long side by the same factor).
+    # 12.6 Mpx: a 4096x3072 phone photo; bench/bench_images.py measures what it costs.
+    max_image_pixels: int = Field(default=12_600_000, gt=0)
+    max_aspect_ratio: float = Field(default=8.0, ge=1.0)
     max_batch_size: int = Field(default=16, gt=0, le=256)
 
     # Inference: requests that arrive together are run as one onnxruntime batch. Small:
@@ -53,8 +65,20 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(default=0, ge=0)
     onnx_threads: int = Field(default=0, ge=0)  # 0: onnxruntime's choice (one per core)
 
+    # Admission control (middleware.py): prediction requests served or queued at once;
+    # beyond it, 503 + Retry-After before the body is read. 32 = about 0.25 s of work at
+    # the measured capacity (~130 images/s on 2 cores), keeping the p95 of admitted
+    # requests well under 500 ms under any overload (docs/BENCHMARKS.md, "Load").
+    max_in_flight: int = Field(default=32, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Connections (server.py): the whole request (headers and body) must arrive within
+    # this deadline, an idle kept-alive connection is closed after keep_alive, and beyond
+    # max_connections open connections uvicorn answers 503. 15 s is 10 MiB at 700 kB/s.
+    api_request_read_timeout_s: float = Field(default=15.0, gt=0)
+    api_keep_alive_timeout_s: int = Field(default=5, gt=0)
+    api_max_connections: int = Field(default=512, gt=0)
     log_level: str = "INFO"
 
     @field_validator("model_path", "api_key", "s3_access_key", "s3_secret_key", mode="before")
@@ -62,6 +86,16 @@ class Settings(BaseSettings):
     def empty_is_unset(cls, value: object) -> object:
         # `PLANTOPS_MODEL_PATH=` in an env file means "not set", not "the current folder".
         return None if value == "" else value
+
+    @field_validator("metrics_allowed_networks")
+    @classmethod
+    def networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError names the bad entry
+        return value
+
+    @property
+    def image_budget(self) -> ImageBudget:
+        return ImageBudget(self.max_image_pixels, self.max_aspect_ratio)
 
     @property
     def max_request_bytes(self) -> int:

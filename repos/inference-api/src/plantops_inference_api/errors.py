@@ -22,6 +22,7 @@ class ClientError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,6 +39,11 @@ class ImageTooLarge(ClientError):
     code = "too_large"
 
 
+class BadAspectRatio(ClientError):
+    status_code = 422
+    code = "bad_aspect_ratio"
+
+
 class TooManyFiles(ClientError):
     status_code = 413
     code = "too_many_files"
@@ -46,6 +52,34 @@ class TooManyFiles(ClientError):
 class NotAuthorized(ClientError):
     status_code = 401
     code = "not_authorized"
+
+
+class DuplicateApiKey(ClientError):
+    status_code = 400
+    code = "duplicate_api_key"
+
+
+class TooManyAttempts(ClientError):
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class Overloaded(ClientError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class MetricsForbidden(ClientError):
+    status_code = 403
+    code = "metrics_forbidden"
 
 
 class ReloadDisabled(ClientError):
@@ -103,7 +137,9 @@ def _describe_validation_error(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientError)
     async def client_error(_: Request, exc: ClientError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,13 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from plantops_inference_api import __version__
+from plantops_inference_api.admission import Admission
 from plantops_inference_api.api import api_router
+from plantops_inference_api.auth import FailedKeyLimiter, parse_networks
 from plantops_inference_api.batching import Batcher
 from plantops_inference_api.config import Settings, get_settings
 from plantops_inference_api.errors import install_error_handlers
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
-from plantops_inference_api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from plantops_inference_api.middleware import (
+    AdmissionControl,
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+)
 from plantops_inference_api.service import PredictionService
 
 DESCRIPTION = """
@@ -31,8 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     batcher = Batcher(settings.inference_batch_size, metrics)
-    workers = settings.preprocess_workers or os.cpu_count() or 2
+    # The cores this process may use (taskset, cpusets), not all of the machine's.
+    workers = settings.preprocess_workers or len(os.sched_getaffinity(0)) or 2
     preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
+    admission = Admission(settings.max_in_flight, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.manager = manager
     app.state.batcher = batcher
     app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics)
+    app.state.admission = admission
+    app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)
+    app.state.metrics_networks = parse_networks(settings.metrics_allowed_networks)
 
     def body_limit(path: str) -> int:
         # One image per /v1/predict; a full batch elsewhere. 64 KiB for multipart framing.
@@ -64,6 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_request_bytes
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes_for=body_limit)
+    app.add_middleware(
+        AdmissionControl,
+        admission=admission,
+        paths=frozenset({"/v1/predict", "/v1/predict/batch"}),
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     install_error_handlers(app)
     app.include_router(api_router)

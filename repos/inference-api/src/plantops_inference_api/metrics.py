@@ -55,6 +55,31 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        # Admission and the stages of a prediction (modelled on kserve's per-step
+        # histograms), so that a slow p99 can be told apart: decoding, waiting, inference.
+        self.admission_rejected = Counter(
+            "plantops_api_admission_rejected_total",
+            "Prediction requests refused with 503 because the server was full.",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "plantops_api_requests_in_flight",
+            "Prediction requests admitted and not yet answered (served or queued).",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "plantops_api_inference_queue_depth",
+            "Preprocessed images waiting for an onnxruntime run.",
+            registry=r,
+        )
+        self.stage_latency = Histogram(
+            "plantops_api_stage_duration_seconds",
+            "Time per image in each stage: preprocess (decode and preprocess, with the wait "
+            "for a decode thread), queue (waiting for a batch), inference (its batch's run).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.model_info = Info("plantops_api_model", "The model version serving now.", registry=r)
         self.model_ready = Gauge(
             "plantops_api_model_ready", "1 when a model is loaded and serving.", registry=r

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request metrics and the request body size limit."""
+"""Pure ASGI middleware: request metrics, admission control and the request body size limit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from plantops_inference_api.admission import RETRY_AFTER_S, Admission
 from plantops_inference_api.metrics import Metrics
 
 
@@ -85,4 +86,29 @@ class BodySizeLimitMiddleware:
             (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionControl:
+    """Refuses a prediction request from its headers, before its body is read, while
+    every admission slot is taken (admission.py): 503 and `Retry-After`."""
+
+    def __init__(self, app: ASGIApp, admission: Admission, paths: frozenset[str]) -> None:
+        self.app = app
+        self.admission = admission
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or not self.admission.full:
+            await self.app(scope, receive, send)
+            return
+        self.admission.refused()
+        message = self.admission.refusal_message()
+        body = json.dumps({"error": "overloaded", "message": message}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(RETRY_AFTER_S).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

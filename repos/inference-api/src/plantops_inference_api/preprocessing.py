@@ -9,6 +9,13 @@ Decoding trusts nothing the client says: the format is sniffed from the bytes an
 raster formats a camera or browser produces are opened, sizes are checked from the header
 before any pixel is decoded (decompression bombs), and any decoder failure is an
 `InvalidImage`, never a server error.
+
+The work per image is bounded from the header alone (`ImageBudget`): at most
+`max_pixels` decoded pixels, and an aspect ratio of at most `max_aspect_ratio`, because
+"shorter side -> resize_shorter_side" multiplies the long side by the same factor (a
+4000x1 image would become 1,024,000x256). Only the first frame of an animated or
+multi-page file is decoded. Images within the budget are preprocessed exactly as the spec
+says: nothing is cropped or scaled differently.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plantops_inference_api.errors import ImageTooLarge, InvalidImage
+from plantops_inference_api.errors import BadAspectRatio, ImageTooLarge, InvalidImage
 
 # Formats opened; everything else (PDF, HTML, EPS, SVG, ...) is refused.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -70,7 +78,23 @@ class PreprocessingSpec(BaseModel):
             raise ValueError(f"{path.name} is not a valid preprocessing spec: {exc}") from exc
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+@dataclass(frozen=True)
+class ImageBudget:
+    """What one image may cost, checked from its header before any pixel is decoded."""
+
+    max_pixels: int
+    max_aspect_ratio: float
+
+    def check(self, width: int, height: int) -> None:
+        if width < 1 or height < 1:
+            raise InvalidImage("The image has no pixels.")
+        if width * height > self.max_pixels:
+            raise ImageTooLarge(too_many_pixels_message(self.max_pixels, width, height))
+        if max(width, height) / min(width, height) > self.max_aspect_ratio:
+            raise BadAspectRatio(bad_aspect_ratio_message(self.max_aspect_ratio, width, height))
+
+
+def decode_image(data: bytes, budget: ImageBudget) -> Image.Image:
     """Bytes from a client to an RGB image with its EXIF orientation applied."""
     if not data:
         raise InvalidImage("The file is empty. Send a JPEG, PNG, WebP, GIF, BMP or TIFF image.")
@@ -80,28 +104,34 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(_too_many_pixels_message(max_pixels)) from exc
+        raise ImageTooLarge(too_many_pixels_message(budget.max_pixels)) from exc
     except Exception as exc:  # Pillow raises many types for unreadable input
         raise InvalidImage(
             "The file is not an image this API reads (JPEG, PNG, WebP, GIF, BMP or TIFF)."
         ) from exc
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLarge(_too_many_pixels_message(max_pixels, width, height))
-    if width < 1 or height < 1:
-        raise InvalidImage("The image has no pixels.")
+    budget.check(*image.size)
     try:
-        image.load()
-        return ImageOps.exif_transpose(image).convert("RGB")
+        image.load()  # the first frame only: later frames are never read
+        # In place, and no convert() of an RGB image: each would be a full copy, doubling
+        # the peak memory of an ordinary photo.
+        ImageOps.exif_transpose(image, in_place=True)
+        return image if image.mode == "RGB" else image.convert("RGB")
     except Exception as exc:  # truncated or corrupt pixel data
         raise InvalidImage(
             f"The {image.format} image could not be decoded: it is truncated or corrupt."
         ) from exc
 
 
-def _too_many_pixels_message(limit: int, width: int = 0, height: int = 0) -> str:
+def too_many_pixels_message(limit: int, width: int = 0, height: int = 0) -> str:
     size = f" ({width}x{height})" if width else ""
     return f"The image is too large{size}: at most {limit} pixels are accepted. Resize it first."
+
+
+def bad_aspect_ratio_message(limit: float, width: int, height: int) -> str:
+    return (
+        f"The image is {width}x{height}: its long side is more than {limit:g} times its "
+        "short side, which this API does not accept. Crop it first."
+    )
 
 
 def resized_size(width: int, height: int, shorter_side: int) -> tuple[int, int]:
@@ -133,6 +163,6 @@ def preprocess(image: Image.Image, spec: PreprocessingSpec) -> np.ndarray:
     return to_model_input(resize_and_crop(image, spec), spec)
 
 
-def preprocess_bytes(data: bytes, spec: PreprocessingSpec, max_pixels: int) -> np.ndarray:
+def preprocess_bytes(data: bytes, spec: PreprocessingSpec, budget: ImageBudget) -> np.ndarray:
     """Client bytes to the model's input: decoding and preprocessing in one call."""
-    return preprocess(decode_image(data, max_pixels), spec)
+    return preprocess(decode_image(data, budget), spec)

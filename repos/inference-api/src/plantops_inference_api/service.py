@@ -7,6 +7,7 @@ fight onnxruntime for the same cores); inference goes through the `Batcher`.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,8 +35,12 @@ class PredictionService:
         """Classify one uploaded file with `model`; a ClientError says what is wrong with it."""
         try:
             data = await self._read(upload)
+            started = time.monotonic()
             image = await asyncio.get_running_loop().run_in_executor(
-                self.pool, preprocess_bytes, data, model.spec, self.settings.max_image_pixels
+                self.pool, preprocess_bytes, data, model.spec, self.settings.image_budget
+            )
+            self.metrics.stage_latency.labels(stage="preprocess").observe(
+                time.monotonic() - started
             )
         except ClientError as exc:
             self.metrics.rejected_images.labels(error=exc.code).inc()

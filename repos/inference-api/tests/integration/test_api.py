@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from conftest import TEST_API_KEY, image_bytes, make_settings
 from fastapi.testclient import TestClient
 from modelkit import write_model
+from PIL import Image
 
 from plantops_inference_api.main import create_app
 
@@ -301,3 +303,56 @@ def test_a_hanging_registry_does_not_hold_up_start_up():
             assert ready.json()["reason"] == "the model is loading"
     finally:
         silent.close()
+
+
+def test_metrics_can_be_restricted_to_networks(colour_model):
+    # TestClient's client address is "testclient": in no network.
+    settings = make_settings(colour_model, metrics_allowed_networks="10.0.0.0/8, 127.0.0.1")
+    with TestClient(create_app(settings)) as client:
+        assert_client_error(client.get("/metrics"), 403, "metrics_forbidden")
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_bad_metrics_network_is_refused_at_start(colour_model):
+    with pytest.raises(ValueError, match="not-a-network"):
+        make_settings(colour_model, metrics_allowed_networks="10.0.0.0/8,not-a-network")
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _hostile_images() -> dict[str, bytes]:
+    return {
+        "wide.png": _png(Image.new("L", (4000, 1))),
+        "tall.png": _png(Image.new("L", (1, 30000))),
+        "huge.png": _png(Image.new("1", (8000, 8000))),  # 64 Mpx in about 8 KB
+    }
+
+
+def test_hostile_images_are_refused_with_a_clear_4xx(client):
+    expected = {"wide.png": 422, "tall.png": 422, "huge.png": 413}
+    for name, data in _hostile_images().items():
+        response = post_image(client, data, name, "image/png")
+        body = assert_client_error(
+            response, expected[name], "bad_aspect_ratio" if expected[name] == 422 else "too_large"
+        )
+        assert "Crop it first" in body["message"] or "Resize it first" in body["message"]
+
+
+def test_hostile_images_in_a_batch_fail_alone(client):
+    frames = [Image.new("RGB", (40, 30), (0, 0, 200 + i % 2)) for i in range(300)]
+    animated = io.BytesIO()
+    frames[0].save(animated, "GIF", save_all=True, append_images=frames[1:])
+    files = [("files", (n, d, "image/png")) for n, d in _hostile_images().items()]
+    files.append(("files", ("animated.gif", animated.getvalue(), "image/gif")))
+    results = client.post("/v1/predict/batch", files=files).json()["results"]
+    assert [r["error"]["error"] if r["error"] else None for r in results] == [
+        "bad_aspect_ratio",
+        "bad_aspect_ratio",
+        "too_large",
+        None,
+    ]
+    assert results[3]["prediction"]["label"] == "blue"  # its first frame

@@ -11,7 +11,7 @@ from modelkit import write_model
 
 from plantops_inference_api.errors import ModelLoadError
 from plantops_inference_api.model import ModelSource, load_model_dir
-from plantops_inference_api.preprocessing import preprocess_bytes
+from plantops_inference_api.preprocessing import ImageBudget, preprocess_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +21,7 @@ SOURCE = ModelSource(name="test", version="1", alias="champion")
 @pytest.mark.parametrize("labels", [("red", "green", "blue"), ("a", "b", "c", "d", "e")])
 def test_probabilities_cover_every_label_and_sum_to_one(tmp_path, labels):
     model = load_model_dir(write_model(tmp_path, labels=labels), SOURCE)
-    x = preprocess_bytes(image_bytes((30, 220, 30)), model.spec, 10**7)
+    x = preprocess_bytes(image_bytes((30, 220, 30)), model.spec, ImageBudget(10**7, 8.0))
     probs = model.probabilities(np.stack([x, x]))
     assert probs.shape == (2, len(labels))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)

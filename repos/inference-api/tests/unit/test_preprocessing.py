@@ -10,8 +10,9 @@ from conftest import image_bytes
 from modelkit import spec_dict
 from PIL import Image
 
-from plantops_inference_api.errors import ImageTooLarge, InvalidImage
+from plantops_inference_api.errors import BadAspectRatio, ImageTooLarge, InvalidImage
 from plantops_inference_api.preprocessing import (
+    ImageBudget,
     PreprocessingSpec,
     decode_image,
     preprocess,
@@ -22,7 +23,7 @@ from plantops_inference_api.preprocessing import (
 
 pytestmark = pytest.mark.unit
 
-MAX_PIXELS = 40_000_000
+BUDGET = ImageBudget(max_pixels=40_000_000, max_aspect_ratio=8.0)
 
 
 def spec(**overrides) -> PreprocessingSpec:
@@ -76,7 +77,7 @@ def test_shorter_side_is_resized_and_the_long_side_rounded(width, height, shorte
 
 
 def test_a_uniform_photo_gives_the_exact_normalised_colour_at_crop_size():
-    out = preprocess_bytes(image_bytes((51, 102, 255), (100, 50), "PNG"), spec(), MAX_PIXELS)
+    out = preprocess_bytes(image_bytes((51, 102, 255), (100, 50), "PNG"), spec(), BUDGET)
     assert out.shape == (3, 32, 32)
     # 51/255 = 0.2, 102/255 = 0.4, 255/255 = 1.0; then (x - 0.5) / 0.5.
     np.testing.assert_allclose(out[0], -0.6, atol=1e-6)
@@ -104,7 +105,7 @@ def _png(image: Image.Image) -> bytes:
     ids=["png", "webp", "bmp", "tiff", "grayscale", "rgba", "palette"],
 )
 def test_lossless_formats_and_modes_decode_to_the_same_rgb(data, expected_rgb):
-    image = decode_image(data, MAX_PIXELS)
+    image = decode_image(data, BUDGET)
     assert image.mode == "RGB"
     assert image.size == (64, 48) or image.size == (20, 20)
     assert image.getpixel((5, 5)) == expected_rgb
@@ -116,12 +117,12 @@ def test_gif_uses_its_first_frame_in_rgb():
     frames[1].putpalette([200, 0, 0, 0, 200, 0] + [0] * 762)
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
-    image = decode_image(buffer.getvalue(), MAX_PIXELS)
+    image = decode_image(buffer.getvalue(), BUDGET)
     assert (image.mode, image.size, image.getpixel((3, 3))) == ("RGB", (30, 20), (200, 0, 0))
 
 
 def test_cmyk_jpeg_is_converted_to_rgb():
-    image = decode_image(image_bytes((0, 255, 255, 0), mode="CMYK"), MAX_PIXELS)
+    image = decode_image(image_bytes((0, 255, 255, 0), mode="CMYK"), BUDGET)
     r, g, b = image.getpixel((10, 10))
     assert image.mode == "RGB" and r > 200 and g < 40 and b < 40  # cyan-free, yellow+magenta: red
 
@@ -136,7 +137,7 @@ def test_exif_orientation_is_applied(orientation, top_left):
     exif[0x0112] = orientation
     buffer = io.BytesIO()
     stored.save(buffer, "PNG", exif=exif)
-    image = decode_image(buffer.getvalue(), MAX_PIXELS)
+    image = decode_image(buffer.getvalue(), BUDGET)
     assert image.size == (20, 40)  # upright: portrait
     assert image.getpixel((2, 2)) == top_left
 
@@ -144,7 +145,7 @@ def test_exif_orientation_is_applied(orientation, top_left):
 def test_a_jpeg_exif_rotated_photo_is_upright():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to view
-    image = decode_image(image_bytes(size=(60, 30), exif=exif.tobytes()), MAX_PIXELS)
+    image = decode_image(image_bytes(size=(60, 30), exif=exif.tobytes()), BUDGET)
     assert image.size == (30, 60)
 
 
@@ -160,31 +161,77 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
 )
 def test_what_is_not_an_image_is_refused_with_a_readable_message(data):
     with pytest.raises(InvalidImage, match="not an image this API reads"):
-        decode_image(data, MAX_PIXELS)
+        decode_image(data, BUDGET)
 
 
 def test_an_empty_file_is_refused():
     with pytest.raises(InvalidImage, match="empty"):
-        decode_image(b"", MAX_PIXELS)
+        decode_image(b"", BUDGET)
 
 
 def test_a_truncated_jpeg_is_refused():
     whole = image_bytes(size=(256, 256))
     with pytest.raises(InvalidImage, match="truncated or corrupt"):
-        decode_image(whole[: len(whole) // 2], MAX_PIXELS)
+        decode_image(whole[: len(whole) // 2], BUDGET)
 
 
 def test_a_decompression_bomb_is_refused_before_its_pixels_are_decoded():
     bomb = _png(Image.new("1", (10_000, 10_000)))  # 100 Mpixel, about 12 KB of PNG
     assert len(bomb) < 100_000
     with pytest.raises(ImageTooLarge, match="10000x10000"):
-        decode_image(bomb, MAX_PIXELS)
+        decode_image(bomb, BUDGET)
 
 
 def test_a_bomb_over_pillows_own_hard_limit_is_refused_as_too_large():
     bomb = _png(Image.new("1", (20_000, 20_000)))
     with pytest.raises(ImageTooLarge):
-        decode_image(bomb, 10**12)
+        decode_image(bomb, ImageBudget(10**12, 8.0))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(4000, 1), (1, 30000), (81, 10), (2, 1000)],
+    ids=["4000x1", "1x30000", "just-over-8:1", "2x1000"],
+)
+def test_an_extreme_aspect_ratio_is_refused_from_the_header(size):
+    # A few hundred bytes of PNG whose resize would be 256 times longer than its long side.
+    data = _png(Image.new("L", size))
+    assert len(data) < 1000
+    with pytest.raises(BadAspectRatio, match=f"{size[0]}x{size[1]}.*Crop it first"):
+        decode_image(data, BUDGET)
+
+
+@pytest.mark.parametrize("size", [(80, 10), (10, 80), (1, 1), (3000, 1000)])
+def test_shapes_within_the_aspect_ratio_are_preprocessed(size):
+    out = preprocess_bytes(_png(Image.new("RGB", size, (9, 99, 199))), spec(), BUDGET)
+    assert out.shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "save"),
+    [("GIF", {}), ("WEBP", {}), ("TIFF", {"compression": "tiff_deflate"}), ("PNG", {})],
+)
+def test_a_small_file_declaring_huge_dimensions_is_refused_before_decoding(fmt, save):
+    # 2000x2000 against a 1 Mpx budget (the same check as 40 Mpx, with less work for the test).
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 2000)).save(buffer, fmt, **save)
+    assert len(buffer.getvalue()) < 100_000
+    with pytest.raises(ImageTooLarge, match="2000x2000"):
+        decode_image(buffer.getvalue(), ImageBudget(max_pixels=1_000_000, max_aspect_ratio=8))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "TIFF", "PNG"])
+def test_only_the_first_of_many_frames_is_read(fmt):
+    # 500 frames: the first is red, the others green and blue in turn (equal neighbours merge).
+    first = Image.new("RGB", (40, 30), (200, 0, 0))
+    others = [Image.new("RGB", (40, 30), (0, 200 * (i % 2), 200 * (1 - i % 2))) for i in range(499)]
+    buffer = io.BytesIO()
+    first.save(buffer, fmt, save_all=True, append_images=others)
+    reopened = Image.open(io.BytesIO(buffer.getvalue()))
+    assert getattr(reopened, "n_frames", 1) == 500
+    image = decode_image(buffer.getvalue(), BUDGET)
+    r, g, _ = image.getpixel((5, 5))
+    assert (image.size, r > 150, g < 50) == ((40, 30), True, True)
 
 
 @pytest.mark.parametrize(

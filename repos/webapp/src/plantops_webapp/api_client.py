@@ -20,6 +20,14 @@ class ApiUnavailable(Exception):
         self.reason = reason
 
 
+class ApiBusy(ApiUnavailable):
+    """The API is at its admission limit (503 + Retry-After): a retry in a moment will do."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
 class ApiRejected(Exception):
     """The API refused the request (4xx) with a message meant for the user."""
 
@@ -51,8 +59,9 @@ def error_message(response: httpx.Response) -> str:
 class InferenceClient:
     """Calls the three API endpoints the web app needs."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, ready_timeout_s: float = 2.0) -> None:
         self._http = http
+        self._ready_timeout = httpx.Timeout(ready_timeout_s)
 
     async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
@@ -61,6 +70,8 @@ class InferenceClient:
             raise ApiUnavailable("The prediction service did not answer in time.") from exc
         except httpx.TransportError as exc:
             raise ApiUnavailable("The prediction service cannot be reached.") from exc
+        if response.status_code == 503 and "retry-after" in response.headers:
+            raise ApiBusy(error_message(response), _retry_after(response))
         if response.status_code == 503:
             raise ApiUnavailable(f"The prediction service is not ready: {error_message(response)}")
         if response.status_code >= 500:
@@ -79,8 +90,16 @@ class InferenceClient:
         return _parse(ModelInfo, await self._send("GET", "/v1/model"))
 
     async def ready(self) -> None:
-        """Returns when the API says it is ready; raises `ApiUnavailable` otherwise."""
-        await self._send("GET", "/readyz")
+        """Returns when the API says it is ready; raises `ApiUnavailable` otherwise.
+
+        With its own short timeout: a hanging API must not hang the readiness probe.
+        """
+        await self._send("GET", "/readyz", timeout=self._ready_timeout)
+
+
+def _retry_after(response: httpx.Response) -> int:
+    value = response.headers.get("retry-after", "")
+    return int(value) if value.isdigit() else 1
 
 
 def _parse(schema: type[Answer], response: httpx.Response) -> Answer:

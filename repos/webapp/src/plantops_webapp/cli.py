@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
+from plantops_webapp import server
 from plantops_webapp.config import get_settings
 from plantops_webapp.reviewers import AccountsError, hash_password, write_account
 
@@ -31,7 +31,7 @@ def serve(
 ) -> None:
     """Serve the pages; settings come from PLANTOPS_* variables (see the README)."""
     try:
-        get_settings()
+        settings = get_settings()
     except ValidationError as exc:
         # Say which variable is wrong before uvicorn buries it in a traceback.
         problems = "; ".join(
@@ -39,8 +39,14 @@ def serve(
         )
         typer.echo(f"Invalid settings: {problems}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(
-        "plantops_webapp.main:create_app", factory=True, host=host, port=port, proxy_headers=True
+    server.run(
+        "plantops_webapp.main:create_app",
+        host=host,
+        port=port,
+        read_timeout_s=settings.webapp_request_read_timeout_s,
+        keep_alive_timeout_s=settings.webapp_keep_alive_timeout_s,
+        max_connections=settings.webapp_max_connections,
+        proxy_headers=True,
     )
 
 

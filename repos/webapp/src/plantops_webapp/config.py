@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plantops_webapp.images import ImageBudget
+
 MIN_SECRET_KEY_LENGTH = 16
 
 
@@ -21,6 +23,8 @@ class Settings(BaseSettings):
     # Connecting should be quick; a prediction on a cold model may take a few seconds.
     api_connect_timeout_s: float = 2.0
     api_timeout_s: float = 30.0
+    # /readyz must answer before the orchestrator's probe gives up, even when the API hangs.
+    api_ready_timeout_s: float = Field(default=2.0, gt=0)
 
     # Keys the CSRF tokens, the reviewer sessions and the pseudonymous submitter ids. No
     # default: a guessable key would make all three forgeable.
@@ -32,7 +36,17 @@ class Settings(BaseSettings):
     # Origins besides the request's own Host that may POST forms (e.g. the public URL when a
     # proxy rewrites Host): `["https://plants.example.org"]`.
     webapp_allowed_origins: list[str] = []
+    # Connections (server.py): the whole request (headers and body) must arrive within
+    # this deadline, an idle kept-alive connection is closed after keep_alive, and beyond
+    # max_connections open connections uvicorn answers 503.
+    webapp_request_read_timeout_s: float = Field(default=15.0, gt=0)
+    webapp_keep_alive_timeout_s: int = Field(default=5, gt=0)
+    webapp_max_connections: int = Field(default=512, gt=0)
     webapp_max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # The inference API's budget per image, under the same variable names and defaults, so
+    # that the page refuses what the API would refuse without sending it (images.py).
+    max_image_pixels: int = Field(default=12_600_000, gt=0)
+    max_aspect_ratio: float = Field(default=8.0, ge=1.0)
     # Below this confidence the result page says the model is unsure.
     webapp_low_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
     # Uploads kept in memory between the result page and the feedback form, per visitor;
@@ -85,6 +99,10 @@ class Settings(BaseSettings):
                 f"PLANTOPS_WEBAPP_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
             )
         return value
+
+    @property
+    def image_budget(self) -> ImageBudget:
+        return ImageBudget(self.max_image_pixels, self.max_aspect_ratio)
 
     @property
     def feedback_enabled(self) -> bool:

@@ -1,8 +1,14 @@
-"""Recognise the image formats the web app accepts from their first bytes, never the file name."""
+"""Recognise the image formats the web app accepts from their first bytes, never the file name,
+and refuse from the header the images the inference API would refuse for their size or shape.
+"""
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
+
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -36,3 +42,64 @@ def accepted_names() -> str:
     """'JPEG, PNG, WebP or GIF', for messages and the upload page."""
     names = [fmt.name for fmt in ACCEPTED_FORMATS]
     return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+class ImageRefused(Exception):
+    """An image over the budget: the status and message the inference API gives for it."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImageBudget:
+    """The inference API's budget per image (its preprocessing.py), read from the header.
+
+    The same rule and the same messages as the API, so that the page says what the API
+    would say without sending it a photo it would refuse.
+    """
+
+    max_pixels: int
+    max_aspect_ratio: float
+
+    def check(self, data: bytes) -> None:
+        try:
+            size = header_size(data)
+        except Image.DecompressionBombError:  # too large for Pillow to even size it
+            raise ImageRefused(413, self._too_large()) from None
+        if size is None:
+            return  # unreadable header: the API says what is wrong with the file
+        width, height = size
+        if width * height > self.max_pixels:
+            raise ImageRefused(413, self._too_large(f" ({width}x{height})"))
+        if max(width, height) / max(min(width, height), 1) > self.max_aspect_ratio:
+            raise ImageRefused(
+                422,
+                f"The image is {width}x{height}: its long side is more than "
+                f"{self.max_aspect_ratio:g} times its short side, which this API does not "
+                "accept. Crop it first.",
+            )
+
+    def _too_large(self, size: str = "") -> str:
+        return (
+            f"The image is too large{size}: at most {self.max_pixels} pixels are accepted. "
+            "Resize it first."
+        )
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header alone (no pixel is decoded); None if unreadable.
+
+    Raises Pillow's DecompressionBombError for a size over Pillow's own hard limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=("JPEG", "PNG", "WEBP", "GIF")) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # Pillow raises many types for unreadable input
+        return None

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plantops_webapp import __version__
-from plantops_webapp.api_client import ApiUnavailable, InferenceClient
+from plantops_webapp.api_client import ApiBusy, ApiUnavailable, InferenceClient
 from plantops_webapp.config import Settings, get_settings
 from plantops_webapp.feedback import FeedbackStore
 from plantops_webapp.metrics import WebappMetrics
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.api_timeout_s, connect=settings.api_connect_timeout_s)
         async with httpx.AsyncClient(base_url=settings.api_url, timeout=timeout) as http:
-            app.state.client = InferenceClient(http)
+            app.state.client = InferenceClient(http, settings.api_ready_timeout_s)
             yield
 
     app = FastAPI(title="PlantOps web app", version=__version__, lifespan=lifespan)
@@ -112,6 +112,11 @@ def add_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(ApiUnavailable)
     async def api_unavailable(request: Request, exc: ApiUnavailable) -> Response:
+        if isinstance(exc, ApiBusy):  # overloaded: nothing is wrong, a retry will do
+            request.app.state.metrics.api_errors.labels("busy").inc()
+            response = render(request, "busy.html", {"retry_after_s": exc.retry_after_s}, 503)
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         request.app.state.metrics.api_errors.labels("unavailable").inc()
         logger.warning("inference API unavailable: %s", exc.reason)
         return render(request, "unavailable.html", {"reason": exc.reason}, 503)

@@ -42,7 +42,7 @@ class WebappMetrics:
         )
         self.api_errors = Counter(
             "plantops_webapp_api_errors_total",
-            "Calls to the inference API that failed, by kind (unavailable or rejected).",
+            "Calls to the inference API that failed, by kind (unavailable, busy or rejected).",
             ["kind"],
             registry=self.registry,
         )

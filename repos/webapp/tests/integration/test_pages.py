@@ -1,10 +1,12 @@
 """Routes against a real inference API process serving a tiny ONNX model (no mocks)."""
 
+import io
 import re
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.support import LABELS, csrf_token_in, photo
 
@@ -42,15 +44,56 @@ def test_a_photo_gives_label_confidence_a_bar_per_label_and_the_model(webapp, in
     assert image_answer.content == image
 
 
-def test_a_text_file_gives_the_apis_own_message_on_the_upload_page(webapp, inference_api):
-    text = b"these are not the pixels you are looking for\n"
-    api = httpx.post(f"{inference_api}/v1/predict", files={"file": ("notes.txt", text)})
-    assert 400 <= api.status_code < 500
-    answer = upload(webapp, text, "notes.txt", "text/plain")
-    assert answer.status_code == api.status_code
+def api_predictions_asked(api_url: str) -> float:
+    """How many POST /v1/predict the API has answered, from its own metrics."""
+    metrics = httpx.get(f"{api_url}/metrics").text
+    pattern = r'plantops_api_requests_total\{[^}]*route="/v1/predict"[^}]*\} ([0-9.e+]+)'
+    return sum(float(v) for v in re.findall(pattern, metrics))
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [(b"these are not the pixels you are looking for\n", "notes.txt"), (None, "leaf.bmp")],
+    ids=["text", "bmp"],
+)
+def test_a_file_the_page_cannot_show_is_refused_without_asking_the_api(
+    webapp, inference_api, data, name
+):
+    if data is None:
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), (20, 200, 20)).save(buffer, "BMP")
+        data = buffer.getvalue()
+    before = api_predictions_asked(inference_api)
+    answer = upload(webapp, data, name, "application/octet-stream")
+    assert answer.status_code == 415
     assert 'role="alert"' in answer.text
-    assert api.json()["message"].replace("'", "&#39;") in answer.text
+    assert f"{name} cannot be shown here: upload a JPEG, PNG, WebP or GIF image." in answer.text
     assert '<form class="upload-form"' in answer.text  # the user can try again right there
+    assert api_predictions_asked(inference_api) == before
+
+
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("L", (4000, 1)), Image.new("L", (1, 30000)), Image.new("1", (4000, 4000))],
+    ids=["4000x1", "1x30000", "16-mpx-in-a-tiny-file"],
+)
+def test_an_image_over_the_apis_budget_gets_its_message_without_asking_it(
+    webapp, inference_api, image
+):
+    data = png(image)
+    api = httpx.post(f"{inference_api}/v1/predict", files={"file": ("p.png", data)})
+    assert api.status_code in (413, 422)
+    before = api_predictions_asked(inference_api)
+    answer = upload(webapp, data, "p.png", "image/png")
+    assert answer.status_code == api.status_code
+    assert api.json()["message"] in answer.text
+    assert api_predictions_asked(inference_api) == before
 
 
 def test_a_hostile_file_name_is_shown_escaped(webapp):

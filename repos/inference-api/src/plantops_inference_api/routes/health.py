@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from plantops_inference_api.deps import ManagerDep, MetricsDep
+from plantops_inference_api.deps import ManagerDep, MetricsAccessDep, MetricsDep
 from plantops_inference_api.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -32,7 +32,7 @@ def readyz(manager: ManagerDep) -> Readiness | JSONResponse:
     return Readiness(status="ready", model_version=model.source.version)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[MetricsAccessDep])
 def metrics(app_metrics: MetricsDep) -> Response:
     """Prometheus metrics (text exposition format)."""
     return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
-from plantops_inference_api.deps import ModelDep, PredictorDep, SettingsDep
+from plantops_inference_api.deps import AdmissionDep, ModelDep, PredictorDep, SettingsDep
 from plantops_inference_api.errors import ClientError, TooManyFiles
 from plantops_inference_api.schemas import BatchItem, BatchResponse, ErrorResponse, Prediction
 
@@ -20,7 +20,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in {
         413: "The file (or the request) is over the size or pixel limit.",
         422: "Not an image this API reads, an empty or truncated file, or a missing field.",
-        503: "No model is loaded yet.",
+        503: "No model is loaded yet, or the server is full (`overloaded`, with Retry-After).",
     }.items()
 }
 
@@ -30,6 +30,7 @@ async def predict(
     file: Annotated[UploadFile, File(description="One image (JPEG, PNG, WebP, GIF, BMP, TIFF).")],
     model: ModelDep,
     predictor: PredictorDep,
+    admission: AdmissionDep,
 ) -> Prediction:
     """Classify one image: the most probable label, its confidence and every label's probability.
 
@@ -37,7 +38,8 @@ async def predict(
     EXIF-rotated, converted to RGB and preprocessed exactly as the model's
     `preprocessing.json` says.
     """
-    return await predictor.predict(file, model)
+    async with admission.slot():
+        return await predictor.predict(file, model)
 
 
 @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
@@ -46,6 +48,7 @@ async def predict_batch(
     model: ModelDep,
     predictor: PredictorDep,
     settings: SettingsDep,
+    admission: AdmissionDep,
 ) -> BatchResponse:
     """Classify several images (repeat the multipart field `files`); one result per file, in order.
 
@@ -64,5 +67,6 @@ async def predict_batch(
             return BatchItem(index=index, filename=upload.filename, error=error)
         return BatchItem(index=index, filename=upload.filename, prediction=prediction)
 
-    results = await asyncio.gather(*(one(i, f) for i, f in enumerate(files)))
+    async with admission.slot():
+        results = await asyncio.gather(*(one(i, f) for i, f in enumerate(files)))
     return BatchResponse(results=list(results))

@@ -19,7 +19,7 @@ from plantops_webapp.deps import (
     SettingsDep,
 )
 from plantops_webapp.feedback import FeedbackUnavailable, Submission, TooManyPending, Verdict
-from plantops_webapp.images import accepted_names, sniff
+from plantops_webapp.images import ImageRefused, accepted_names, sniff
 from plantops_webapp.pending import PendingUpload
 from plantops_webapp.ratelimit import AbuseLimits, RateLimiter
 from plantops_webapp.rendering import render
@@ -98,6 +98,16 @@ async def predict(
         return await too_large_page(request)
     if not image:
         return upload_error(request, f"The file {upload.filename} is empty.", 400)
+    # What the page cannot show or the API would refuse is refused here, before the API
+    # spends a prediction on it.
+    image_format = sniff(image)
+    if image_format is None:
+        message = f"{upload.filename} cannot be shown here: upload a {accepted_names()} image."
+        return upload_error(request, message, 415)
+    try:
+        settings.image_budget.check(image)
+    except ImageRefused as exc:
+        return upload_error(request, exc.message, exc.status_code)
     try:
         prediction = await client.predict(
             image, upload.filename, upload.content_type or "application/octet-stream"
@@ -105,10 +115,6 @@ async def predict(
     except ApiRejected as exc:
         metrics.api_errors.labels("rejected").inc()
         return upload_error(request, exc.message, exc.status_code)
-    image_format = sniff(image)
-    if image_format is None:
-        message = f"{upload.filename} cannot be shown here: upload a {accepted_names()} image."
-        return upload_error(request, message, 415)
     metrics.predictions.labels(prediction.label).inc()
     upload_id = pending.add(
         visitor_key(request, settings), image, image_format, upload.filename, prediction
