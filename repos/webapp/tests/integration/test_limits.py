@@ -85,7 +85,8 @@ def test_trickled_headers_are_cut_off_with_408(served_webapp):
 def test_a_trickled_upload_is_cut_off(served_webapp):
     body = b"--b\r\n" + b"x" * 300
     head = (
-        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n"
         b"Content-Length: " + str(len(body) + 100).encode() + b"\r\n\r\n"
     )
     with connect(served_webapp) as sock:
