@@ -21,7 +21,7 @@ from PIL import Image
 from plantops_infra.processes import free_port, http_ok, spawn, wait_until
 
 from plantops_webapp.main import create_app
-from tests.conftest import make_settings, start_inference_api
+from tests.conftest import make_settings, site_client, start_inference_api
 from tests.support import TEST_SECRET_KEY, csrf_token_in, photo
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ def test_an_overloaded_api_gives_the_busy_page(full_api):
     buffer = io.BytesIO()
     Image.linear_gradient("L").resize((3500, 3500)).convert("RGB").save(buffer, "PNG")
     files = [("files", (f"{i}.png", buffer.getvalue(), "image/png")) for i in range(16)]
-    with ThreadPoolExecutor(1) as pool, TestClient(create_app(make_settings(full_api))) as client:
+    with ThreadPoolExecutor(1) as pool, site_client(create_app(make_settings(full_api))) as client:
         batch = pool.submit(httpx.post, f"{full_api}/v1/predict/batch", files=files, timeout=120)
         deadline = time.monotonic() + 30
         while api_in_flight(full_api) < 1 and time.monotonic() < deadline:
