@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="PlantOps inference API.", no_args_is_help=True)
+# Tracebacks never print local variables: they hold the settings, secrets included.
+app = typer.Typer(
+    help="PlantOps inference API.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 
 
 @app.command()

@@ -11,7 +11,11 @@ import typer
 from plantops_orchestration import db, ingest
 from plantops_orchestration.config import get_settings
 
-app = typer.Typer(help="PlantOps data: the plants_data table and the ingestion into S3.")
+# Tracebacks never print local variables: they hold the settings, secrets included.
+app = typer.Typer(
+    help="PlantOps data: the plants_data table and the ingestion into S3.",
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback()

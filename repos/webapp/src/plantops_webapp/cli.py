@@ -16,7 +16,10 @@ from plantops_webapp.reviewers import AccountsError, hash_password, write_accoun
 
 MIN_PASSWORD_LENGTH = 12
 
-app = typer.Typer(help="PlantOps web app.", no_args_is_help=True)
+# Tracebacks never print local variables: they hold the settings, secrets included.
+app = typer.Typer(
+    help="PlantOps web app.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 
 
 @app.callback()
