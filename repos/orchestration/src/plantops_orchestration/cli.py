@@ -7,15 +7,27 @@ import logging
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from plantops_orchestration import db, ingest
-from plantops_orchestration.config import get_settings
+from plantops_orchestration.config import Settings, get_settings
 
 # Tracebacks never print local variables: they hold the settings, secrets included.
 app = typer.Typer(
     help="PlantOps data: the plants_data table and the ingestion into S3.",
     pretty_exceptions_show_locals=False,
 )
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 naming what is missing or wrong, never echoing the values."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for problem in error.errors(include_url=False, include_input=False):
+            name = "PLANTOPS_" + "_".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"error: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.callback()
@@ -29,7 +41,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each s
 @app.command("init-db")
 def init_db(seed: bool = typer.Option(True, help="Insert the 400 canonical rows.")) -> None:
     """Create plants_data, add the pipeline's columns, insert the canonical rows (idempotent)."""
-    settings = get_settings()
+    settings = settings_or_exit()
     with db.connection(settings) as conn:
         added = db.init_db(conn, seed=seed)
         counts = db.status_counts(conn)
@@ -43,7 +55,7 @@ def add(
     label: str = typer.Option(..., help="Class name, e.g. dandelion (a-z, 0-9, _ and -)."),
 ) -> None:
     """Add one image source; the next ingestion stores it and makes a new dataset version."""
-    settings = get_settings()
+    settings = settings_or_exit()
     with db.connection(settings) as conn:
         try:
             row_id, created = db.add_row(conn, url, label)
@@ -56,13 +68,13 @@ def add(
 @app.command("ingest")
 def ingest_command() -> None:
     """Run the whole ingestion once without Airflow and print its report as JSON."""
-    typer.echo(json.dumps(ingest.run_all(get_settings()), indent=2))
+    typer.echo(json.dumps(ingest.run_all(settings_or_exit()), indent=2))
 
 
 @app.command()
 def status() -> None:
     """Rows by status and by review state, the failed rows, and the latest dataset version."""
-    settings = get_settings()
+    settings = settings_or_exit()
     with db.connection(settings) as conn:
         report: dict[str, Any] = {
             "rows": db.status_counts(conn),
