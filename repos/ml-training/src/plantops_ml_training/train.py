@@ -34,6 +34,7 @@ from fasttransform import Transform
 from PIL import Image, ImageOps
 from torch import nn
 
+from plantops_ml_training.calibration import fit_temperature
 from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.model import (
     BackboneSpec,
@@ -147,23 +148,35 @@ class TrainedModel:
     spec: PreprocessingSpec
     config: TrainConfig
     seconds: float
+    # Fitted on the validation split after training (1.0: not calibrated).
+    temperature: float = 1.0
 
     def serving_model(self) -> ServingModel:
-        return ServingModel(self.learner.model, self.config.tta_flip).eval()
+        return ServingModel(self.learner.model, self.config.tta_flip, self.temperature).eval()
 
     def predict_probs(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
-        """Class probabilities with the serving preprocessing (and TTA, as served)."""
-        return predict_probs(self.serving_model(), paths, self.spec, batch_size)
+        """Class probabilities with the serving preprocessing (TTA and temperature, as served)."""
+        logits = predict_logits(self.serving_model(), paths, self.spec, batch_size)
+        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+    def calibrate(self, valid: list[Item]) -> float:
+        """Fit the temperature on the validation items (serving preprocessing, as served)."""
+        self.temperature = 1.0
+        logits = predict_logits(self.serving_model(), [i.path for i in valid], self.spec)
+        targets = np.array([self.spec.labels.index(i.label) for i in valid])
+        self.temperature = fit_temperature(logits, targets)
+        log.info("temperature %.3f fitted on %d validation images", self.temperature, len(valid))
+        return self.temperature
 
 
-def predict_probs(
+def predict_logits(
     model: torch.nn.Module, paths: list[Path], spec: PreprocessingSpec, batch_size: int = 32
 ) -> np.ndarray:
-    outputs = []
+    outputs = [np.zeros((0, len(spec.labels)), dtype=np.float32)]
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
             batch = torch.from_numpy(preprocess_batch(paths[start : start + batch_size], spec))
-            outputs.append(torch.softmax(model(batch), dim=1).numpy())
+            outputs.append(model(batch).numpy())
     return np.concatenate(outputs)
 
 
@@ -188,7 +201,10 @@ def train(
             train_head_on_features(learner, items, labels, config, spec, sink)
         else:
             fine_tune(learner, config)
-    return TrainedModel(learner, spec, config, time.perf_counter() - started)
+    trained = TrainedModel(learner, spec, config, time.perf_counter() - started)
+    if config.calibrate:
+        trained.calibrate([item for item in items if item.is_valid])
+    return trained
 
 
 def quiet_learner(
