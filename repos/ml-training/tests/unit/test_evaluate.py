@@ -80,9 +80,7 @@ def test_balanced_accuracy_is_the_mean_recall_so_a_small_class_counts():
 
 
 def test_reliability_bins_hold_each_bins_confidence_and_accuracy():
-    sample = predictions(
-        ["dandelion", "grass", "grass"], [[0.82, 0.18], [0.88, 0.12], [0.3, 0.7]]
-    )
+    sample = predictions(["dandelion", "grass", "grass"], [[0.82, 0.18], [0.88, 0.12], [0.3, 0.7]])
     bins = reliability_bins(sample)
     assert [(round(b.low, 1), round(b.high, 1), b.count) for b in bins] == [
         (0.6, 0.7, 1),
