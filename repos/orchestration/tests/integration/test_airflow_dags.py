@@ -93,8 +93,9 @@ FAKE_TRAINER = """#!/bin/sh
 echo "$@" > "{record}"
 echo "bucket=$PLANTOPS_S3_BUCKET" >> "{record}"
 echo "training on $3"
-echo '{{"model_version": "2", "promoted": false, "reason": "worse than the champion on the field check: champion right and challenger wrong on 4"}}'
+echo '{{"model_version": "2", "promoted": false, "reason": "{reason}"}}'
 """
+GATE_REASON = "worse than the champion on the field check: champion right and challenger wrong on 4"
 
 
 def test_plants_train_runs_the_training_command_on_the_latest_dataset(
@@ -113,7 +114,7 @@ def test_plants_train_runs_the_training_command_on_the_latest_dataset(
     )
     record = tmp_path / "called.txt"
     trainer = tmp_path / "fake-train"
-    trainer.write_text(FAKE_TRAINER.format(record=record))
+    trainer.write_text(FAKE_TRAINER.format(record=record, reason=GATE_REASON))
     trainer.chmod(0o755)
 
     result = dags_test(
