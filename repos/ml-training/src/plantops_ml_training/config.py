@@ -27,10 +27,12 @@ EXPERIMENT_NAME = "plantops"
 REGISTERED_MODEL = "plantops-classifier"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 # ../shared/datasets/field-check/data beside the checkout (the same place as the 400
-# photos of PLANTOPS_IMAGES_DIR): parents are the package, src/, ml-training/, repos/
-# and the checkout.
+# photos of PLANTOPS_IMAGES_DIR): the checkout is the fifth parent of this file
+# (package, src/, ml-training/, repos/, checkout). Installed elsewhere (the image's
+# site-packages) the path simply does not exist.
+_HERE = Path(__file__).resolve()
 CHECKOUT_FIELD_CHECK_DIR = (
-    Path(__file__).resolve().parents[4].parent / "shared" / "datasets" / "field-check" / "data"
+    _HERE.parents[min(5, len(_HERE.parents) - 1)] / "shared" / "datasets" / "field-check" / "data"
 )
 
 
