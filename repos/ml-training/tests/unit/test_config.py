@@ -9,9 +9,9 @@ from plantops_ml_training.config import ConfigError, Settings, load_config
 pytestmark = pytest.mark.unit
 
 
-def test_default_recipe_is_lite2_at_224_with_a_256_resize():
+def test_default_recipe_is_lite0_at_224_with_a_256_resize():
     config = load_config()
-    assert config.backbone == "efficientnet-lite2"
+    assert config.backbone == "efficientnet-lite0"
     assert (config.image_size, config.resize_shorter_side) == (224, 256)
     assert config.accuracy_floor == 0.90
 
@@ -25,7 +25,7 @@ def test_overrides_replace_single_fields_and_none_keeps_the_file_value():
 
 def test_params_are_flat_for_mlflow():
     params = load_config().flat_params()
-    assert params["aug_min_scale"] == 0.35
+    assert params["aug_min_scale"] == 0.2
     assert not any(isinstance(v, dict) for v in params.values())
 
 
