@@ -141,19 +141,24 @@ def datasets_command() -> None:
 def bench_command(
     images: Annotated[Path, typer.Option(help="Folder of <label>/*.jpg images.")],
     config: ConfigOption = None,
-    splits: Annotated[int, typer.Option(help="Number of stratified splits.")] = 5,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the cross-validation.")] = 5,
 ) -> None:
-    """Train the recipe on several stratified splits; print one JSON line of figures."""
+    """Cross-validate the recipe (original test labels) and score each fold's model on
+    the field check (PLANTOPS_FIELD_CHECK_DIR); print one JSON line of figures."""
     from plantops_ml_training.bench import run_bench, to_json_line
+    from plantops_ml_training.dataset import DatasetError
+    from plantops_ml_training.field_check import load_field_check
 
     _setup_logging()
-    try:
-        recipe = load_config(config)
-    except ConfigError as exc:
-        _fail(str(exc))
     if not images.is_dir():
         _fail(f"{images} is not a folder of <label>/*.jpg images.")
-    typer.echo(to_json_line(run_bench(images, recipe, splits)))
+    try:
+        recipe = load_config(config)
+        folder = get_settings().field_check_dir
+        field = load_field_check(folder) if folder is not None else None
+        typer.echo(to_json_line(run_bench(images, recipe, folds, field)))
+    except (ConfigError, DatasetError) as exc:
+        _fail(str(exc))
 
 
 def _registry_client():

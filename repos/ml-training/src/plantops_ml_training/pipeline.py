@@ -28,9 +28,24 @@ from plantops_ml_training.config import EXPERIMENT_NAME, ConfigError, Settings, 
 from plantops_ml_training.dataset import Dataset, DatasetError, Example, ImageCache, load_dataset
 from plantops_ml_training.evaluate import Predictions, accuracy, classification_metrics
 from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
+from plantops_ml_training.field_check import (
+    PREDICTIONS_CSV,
+    SKIPPED,
+    FieldCheck,
+    PairedComparison,
+    check_never_trained_on,
+    compare,
+    correct_by_sha256,
+    load_field_check,
+    read_correct_by_sha256,
+)
 from plantops_ml_training.label_review import apply_label_review
 from plantops_ml_training.model import build_backbone
-from plantops_ml_training.plots import plot_confusion_matrix, plot_worst_mistakes
+from plantops_ml_training.plots import (
+    plot_confusion_matrix,
+    plot_reliability_diagram,
+    plot_worst_mistakes,
+)
 from plantops_ml_training.preprocessing import PreprocessingSpec
 from plantops_ml_training.train import Item, TrainedModel, train
 
@@ -48,10 +63,13 @@ class TrainResult:
     seconds: float
 
     def summary(self) -> dict:
+        field = self.metrics.get("field_balanced_accuracy")
         return {
             "run_id": self.run_id,
             "dataset_version": self.dataset_version,
             "test_accuracy": round(self.metrics["test_accuracy"], 4),
+            # "skipped" without a field-check folder: never a number that reads as a pass.
+            "field_balanced_accuracy": SKIPPED if field is None else round(field, 4),
             "model_version": self.model_version,
             "promoted": self.promoted,
             "reason": self.reason,
@@ -141,14 +159,20 @@ def training_items(dataset: Dataset, paths: dict[str, Path]) -> list[Item]:
 @dataclass(frozen=True)
 class Evaluation:
     predictions: Predictions
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # test_* and, with a field check, field_*
     onnx_max_abs_diff: float
+    field: Predictions | None  # None: field check skipped
 
 
 def evaluate_and_export(
-    trained: TrainedModel, test: list[Example], paths: dict[str, Path], out: Path
+    trained: TrainedModel,
+    test: list[Example],
+    paths: dict[str, Path],
+    out: Path,
+    field_check: FieldCheck | None = None,
 ) -> Evaluation:
-    """Test metrics, plots, ONNX + spec + predictions CSV under `out/` (artifact layout)."""
+    """Test (and field-check) metrics, plots, ONNX + spec + predictions CSVs under `out/`
+    (the artifact layout)."""
     for folder in ("model", "plots", "metrics", "fastai"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     test_paths = [paths[e.sha256] for e in test]
@@ -160,38 +184,109 @@ def evaluate_and_export(
     trained.spec.write(out / "model" / "preprocessing.json")
     predictions.write_csv(out / "model" / "test_predictions.csv")
     plot_confusion_matrix(predictions, out / "plots" / "confusion_matrix.png")
+    plot_reliability_diagram(predictions, out / "plots" / "reliability.png")
     plot_worst_mistakes(predictions, test_paths, out / "plots" / "worst_mistakes.png")
-    record = {**metrics, "onnx_max_abs_diff": difference, "train_seconds": trained.seconds}
+    field = None
+    if field_check is not None:
+        field = score_field_check(onnx_path, trained.spec, field_check, out)
+        metrics.update(classification_metrics(field, prefix="field"))
+    record = {
+        **metrics,
+        "onnx_max_abs_diff": difference,
+        "train_seconds": trained.seconds,
+        "temperature": trained.temperature,
+    }
     (out / "metrics" / "test_metrics.json").write_text(json.dumps(record, indent=2))
-    return Evaluation(predictions, metrics, difference)
+    return Evaluation(predictions, metrics, difference, field)
 
 
-def champion_test_accuracy(source: str, test: list[Example], paths: dict[str, Path]) -> float:
-    """Accuracy of a registered model (its ONNX files) on our test images."""
+def score_field_check(
+    onnx_path: Path, spec: PreprocessingSpec, field_check: FieldCheck, out: Path
+) -> Predictions:
+    """The exported model (as the API runs it) on the field check: predictions CSV kept
+    with the model's files (the gate pairs a later challenger with it), plots."""
+    probs = onnx_probs(onnx_path, spec, field_check.image_paths)
+    predictions = Predictions(field_check.examples, spec.labels, probs)
+    predictions.write_csv(out / "model" / PREDICTIONS_CSV)
+    plot_confusion_matrix(
+        predictions, out / "plots" / "field_check_confusion_matrix.png", "Field-check"
+    )
+    plot_reliability_diagram(
+        predictions, out / "plots" / "field_check_reliability.png", "Field-check"
+    )
+    return predictions
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    test_accuracy: float
+    field_correct: dict[str, bool] | None  # sha256 -> right; None without a field check
+
+
+def score_champion(
+    source: str, test: list[Example], paths: dict[str, Path], field_check: FieldCheck | None
+) -> ChampionScores:
+    """A registered model (its ONNX files) on our test images, and its field-check
+    results: from the predictions it logged, or scored now if it logged none (a model
+    from before the field check)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
         spec = PreprocessingSpec.from_json((folder / "preprocessing.json").read_text())
         probs = onnx_probs(folder / "model.onnx", spec, [paths[e.sha256] for e in test])
-    return accuracy(Predictions(test, spec.labels, probs))
+        field_correct = None
+        if field_check is not None and (folder / PREDICTIONS_CSV).is_file():
+            field_correct = read_correct_by_sha256((folder / PREDICTIONS_CSV).read_text())
+        elif field_check is not None:
+            field_probs = onnx_probs(folder / "model.onnx", spec, field_check.image_paths)
+            field_correct = correct_by_sha256(
+                Predictions(field_check.examples, spec.labels, field_probs)
+            )
+    return ChampionScores(accuracy(Predictions(test, spec.labels, probs)), field_correct)
 
 
 def decide(
-    client: MlflowClient, candidate: float, floor: float, test: list[Example], paths
+    client: MlflowClient,
+    config: TrainConfig,
+    evaluation: Evaluation,
+    paths: dict[str, Path],
+    field_check: FieldCheck | None,
 ) -> registry.Decision:
+    candidate = evaluation.metrics["test_accuracy"]
+    skipped = "" if field_check else "; field check skipped (no PLANTOPS_FIELD_CHECK_DIR)"
     current = registry.champion(client)
     if current is None:
-        return registry.gate(candidate, None, floor)
+        decision = registry.gate(candidate, None, config.accuracy_floor)
+        return registry.Decision(decision.promote, decision.reason + skipped)
     try:
         # register() always creates versions with source=...; a None is caught below anyway.
         assert current.source is not None
-        champion_acc = champion_test_accuracy(current.source, test, paths)
+        champion = score_champion(
+            current.source, evaluation.predictions.examples, paths, field_check
+        )
     except Exception as exc:  # whatever broke, we cannot compare: the champion stays
         return registry.Decision(
             False, f"champion v{current.version} could not be evaluated on this test split: {exc}"
         )
-    mlflow.log_metric("champion_test_accuracy", champion_acc)
-    decision = registry.gate(candidate, champion_acc, floor)
-    return registry.Decision(decision.promote, f"{decision.reason} (champion v{current.version})")
+    mlflow.log_metric("champion_test_accuracy", champion.test_accuracy)
+    paired: PairedComparison | None = None
+    if evaluation.field is not None and champion.field_correct is not None:
+        paired = compare(correct_by_sha256(evaluation.field), champion.field_correct)
+        mlflow.log_metrics(
+            {
+                "field_champion_only_right": paired.champion_only,
+                "field_challenger_only_right": paired.challenger_only,
+            }
+        )
+    decision = registry.gate(
+        candidate,
+        champion.test_accuracy,
+        config.accuracy_floor,
+        paired,
+        config.field_check_tolerance,
+    )
+    return registry.Decision(
+        decision.promote, f"{decision.reason}{skipped} (champion v{current.version})"
+    )
 
 
 def check_backbone(config: TrainConfig) -> None:
@@ -207,30 +302,41 @@ def check_backbone(config: TrainConfig) -> None:
 
 @dataclass(frozen=True)
 class PreparedData:
-    dataset: Dataset  # label review applied
+    dataset: Dataset  # label review applied (to the training part only)
     paths: dict[str, Path]  # sha256 -> cached image
     review: dict  # what the label review did, logged on the run
+    field_check: FieldCheck | None  # None: PLANTOPS_FIELD_CHECK_DIR unset and no default
 
 
 def prepare(settings: Settings, config: TrainConfig, dataset_version: str) -> PreparedData:
     """Every fast check, then the image download: fails before any training starts."""
     check_backbone(config)
+    field_check = None
+    if settings.field_check_dir is not None:
+        field_check = load_field_check(settings.field_check_dir)
     registry.check_tracking_server(settings.mlflow_tracking_uri)
     client = s3_client(settings)
     check_bucket(client, settings)
     dataset = load_dataset(client, settings.s3_bucket, dataset_version)
+    if field_check is not None:
+        check_never_trained_on(dataset, field_check)
     dataset, review = apply_label_review(dataset, config.label_review)
     log.info("dataset %s: %s (label review: %s)", dataset.version, dataset.counts(), review)
     cache = ImageCache(settings.cache_dir / "images")
-    return PreparedData(dataset, cache.fetch(client, settings.s3_bucket, dataset.examples), review)
+    paths = cache.fetch(client, settings.s3_bucket, dataset.examples)
+    return PreparedData(dataset, paths, review, field_check)
 
 
 def register_and_gate(
-    client: MlflowClient, run, config: TrainConfig, accuracy_now: float, test, paths
+    client: MlflowClient,
+    run,
+    config: TrainConfig,
+    evaluation: Evaluation,
+    prepared: PreparedData,
 ) -> tuple[str, registry.Decision]:
     """New version as `challenger`; `champion` too if the gate says so; reason on the run."""
     version = registry.register_challenger(client, run.info.run_id, run.info.artifact_uri)
-    decision = decide(client, accuracy_now, config.accuracy_floor, test, paths)
+    decision = decide(client, config, evaluation, prepared.paths, prepared.field_check)
     if decision.promote:
         registry.set_champion(client, version.version, decision.reason)
     mlflow.set_tags(
@@ -253,19 +359,28 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(EXPERIMENT_NAME)
     test = dataset.split("test")
+    field_check = prepared.field_check
     tags = {
         "dataset_version": dataset.version,
         "git_commit": git_commit(),
         "backbone": config.backbone,
+        # "scored" or "skipped": a run without the folder never reads as a passed check.
+        "field_check": "scored" if field_check else SKIPPED,
     }
     with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params({**config.flat_params(), "labels": ",".join(dataset.labels)})
+        mlflow.log_params(
+            {
+                **config.flat_params(),
+                "labels": ",".join(dataset.labels),
+                "field_check_photos": len(field_check.examples) if field_check else SKIPPED,
+            }
+        )
         mlflow.log_dict(dataset.counts(), "metrics/dataset_counts.json")
         mlflow.log_dict(prepared.review, "metrics/label_review.json")
         if config.label_review:
             mlflow.log_artifact(str(config.label_review), "dataset")
         trained = train(training_items(dataset, paths), dataset.labels, config, mlflow.log_metrics)
-        evaluation = evaluate_and_export(trained, test, paths, Path(tmp))
+        evaluation = evaluate_and_export(trained, test, paths, Path(tmp), field_check)
         trained.learner.remove_cb(trained.learner.epoch_metrics)  # holds the MLflow sink
         trained.learner.export(Path(tmp) / "fastai" / "learner.pkl")
         mlflow.log_metrics(
@@ -273,12 +388,12 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
                 **evaluation.metrics,
                 "onnx_max_abs_diff": evaluation.onnx_max_abs_diff,
                 "train_seconds": trained.seconds,
+                "temperature": trained.temperature,
             }
         )
         mlflow.log_artifacts(tmp)
         client = MlflowClient(settings.mlflow_tracking_uri)
-        accuracy_now = evaluation.metrics["test_accuracy"]
-        version, decision = register_and_gate(client, run, config, accuracy_now, test, paths)
+        version, decision = register_and_gate(client, run, config, evaluation, prepared)
         seconds = time.perf_counter() - started
         mlflow.log_metric("total_seconds", seconds)
     return TrainResult(

@@ -1,4 +1,5 @@
-"""PNG plots logged with each run: the confusion matrix and the worst mistakes."""
+"""PNG plots logged with each run: confusion matrices, reliability diagrams and the
+worst mistakes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from PIL import Image
 from plantops_ml_training.evaluate import (
     Predictions,
     confusion_matrix,
+    expected_calibration_error,
+    reliability_bins,
     worst_mistakes,
 )
 
 
-def plot_confusion_matrix(predictions: Predictions, path: Path) -> Path:
+def plot_confusion_matrix(predictions: Predictions, path: Path, name: str = "Test") -> Path:
     matrix = confusion_matrix(predictions)
     labels = predictions.labels
     size = 1.2 + 1.1 * len(labels)
@@ -32,7 +35,7 @@ def plot_confusion_matrix(predictions: Predictions, path: Path) -> Path:
         yticklabels=labels,
         xlabel="predicted",
         ylabel="true",
-        title="Test confusion matrix",
+        title=f"{name} confusion matrix",
     )
     for row, col in product(range(len(labels)), repeat=2):
         count = matrix[row, col]
@@ -64,5 +67,38 @@ def plot_worst_mistakes(predictions: Predictions, image_paths: list[Path], path:
         ax.set_title(f"true {truth}\npred {predicted} ({confidence:.2f})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability_diagram(predictions: Predictions, path: Path, name: str = "Test") -> Path:
+    """Accuracy against mean confidence per confidence bin (the diagonal is perfect
+    calibration); each bar is labelled with its number of photos."""
+    bins = reliability_bins(predictions)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.bar(
+        [b.low for b in bins],
+        [b.accuracy for b in bins],
+        width=[b.high - b.low for b in bins],
+        align="edge",
+        edgecolor="black",
+        color="#7fbf7f",
+        label="accuracy in bin",
+    )
+    ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o", color="black")
+    for b in bins:
+        ax.text((b.low + b.high) / 2, min(b.accuracy + 0.02, 0.97), str(b.count), ha="center")
+    ece = expected_calibration_error(predictions)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence (top probability)",
+        ylabel="accuracy",
+        title=f"{name} reliability (ECE {ece:.3f}, {len(predictions.examples)} photos)",
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -3,8 +3,12 @@
 A new version always becomes `challenger`. The gate moves `champion` to it only if its
 test accuracy is at least the floor and at least the current champion's accuracy on
 the *same* test images (the champion's ONNX model is re-evaluated, so a dataset change
-never compares numbers from different test sets). Every move of `champion` is recorded
-in the registered model's `champion_history` tag, which `rollback` walks back.
+never compares numbers from different test sets), **and** it is not worse than the
+champion on the field check, compared photo by photo: the photos the champion gets
+right and the challenger wrong may outnumber the reverse by at most a tolerance (one
+grass photo is 3.7 points of grass recall, so a plain accuracy difference is noise).
+Every move of `champion` is recorded in the registered model's `champion_history` tag,
+which `rollback` walks back.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from plantops_ml_training.config import REGISTERED_MODEL
+from plantops_ml_training.field_check import PairedComparison
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -48,23 +53,37 @@ class Decision:
     reason: str
 
 
-def gate(candidate_accuracy: float, champion_accuracy: float | None, floor: float) -> Decision:
-    """Whether a candidate should become champion, and why (pure: no MLflow)."""
+def gate(
+    candidate_accuracy: float,
+    champion_accuracy: float | None,
+    floor: float,
+    field: PairedComparison | None = None,
+    tolerance: int = 2,
+) -> Decision:
+    """Whether a candidate should become champion, and why (pure: no MLflow).
+
+    `field` pairs the candidate with the champion on the field check; None when there
+    is no champion or no field check (the caller says which in the reason).
+    """
     if candidate_accuracy < floor:
         return Decision(False, f"test accuracy {candidate_accuracy:.4f} is below the floor {floor}")
     if champion_accuracy is None:
         return Decision(True, f"no champion yet; test accuracy {candidate_accuracy:.4f} >= floor")
-    if candidate_accuracy >= champion_accuracy:
+    if candidate_accuracy < champion_accuracy:
         return Decision(
-            True,
-            f"test accuracy {candidate_accuracy:.4f} >= champion's {champion_accuracy:.4f} "
-            f"on the same test split, and >= floor {floor}",
+            False,
+            f"test accuracy {candidate_accuracy:.4f} < champion's {champion_accuracy:.4f} "
+            "on the same test split",
         )
-    return Decision(
-        False,
-        f"test accuracy {candidate_accuracy:.4f} < champion's {champion_accuracy:.4f} "
-        "on the same test split",
+    on_test = (
+        f"test accuracy {candidate_accuracy:.4f} >= champion's {champion_accuracy:.4f} "
+        f"on the same test split, and >= floor {floor}"
     )
+    if field is None:
+        return Decision(True, on_test)
+    if field.worse_beyond(tolerance):
+        return Decision(False, f"worse than the champion on the {field.describe(tolerance)}")
+    return Decision(True, f"{on_test}; not worse on the {field.describe(tolerance)}")
 
 
 def _alias_version(client: MlflowClient, alias: str) -> ModelVersion | None:

@@ -34,6 +34,7 @@ from fasttransform import Transform
 from PIL import Image, ImageOps
 from torch import nn
 
+from plantops_ml_training.calibration import fit_temperature
 from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.model import (
     BackboneSpec,
@@ -64,6 +65,10 @@ class Item:
 
 # The return value is ignored (mlflow.log_metrics returns a RunOperations or None).
 MetricSink = Callable[[dict[str, float], int], object]
+# Pooled body features of one photo's views, by (photo, training views or not). Valid
+# for one recipe only (backbone, size, views, augmentation, seed): the benchmark keeps
+# one per recipe, so each photo goes through the frozen body once, not once per fold.
+FeatureCache = dict[tuple[str, bool], torch.Tensor]
 
 
 def open_image(path: Path) -> PILImage:
@@ -147,30 +152,47 @@ class TrainedModel:
     spec: PreprocessingSpec
     config: TrainConfig
     seconds: float
+    # Fitted on the validation split after training (1.0: not calibrated).
+    temperature: float = 1.0
 
     def serving_model(self) -> ServingModel:
-        return ServingModel(self.learner.model, self.config.tta_flip).eval()
+        return ServingModel(self.learner.model, self.config.tta_flip, self.temperature).eval()
 
     def predict_probs(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
-        """Class probabilities with the serving preprocessing (and TTA, as served)."""
-        return predict_probs(self.serving_model(), paths, self.spec, batch_size)
+        """Class probabilities with the serving preprocessing (TTA and temperature, as served)."""
+        logits = predict_logits(self.serving_model(), paths, self.spec, batch_size)
+        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+    def calibrate(self, valid: list[Item]) -> float:
+        """Fit the temperature on the validation items (serving preprocessing, as served)."""
+        self.temperature = 1.0
+        logits = predict_logits(self.serving_model(), [i.path for i in valid], self.spec)
+        targets = np.array([self.spec.labels.index(i.label) for i in valid])
+        self.temperature = fit_temperature(logits, targets)
+        log.info("temperature %.3f fitted on %d validation images", self.temperature, len(valid))
+        return self.temperature
 
 
-def predict_probs(
+def predict_logits(
     model: torch.nn.Module, paths: list[Path], spec: PreprocessingSpec, batch_size: int = 32
 ) -> np.ndarray:
-    outputs = []
+    outputs = [np.zeros((0, len(spec.labels)), dtype=np.float32)]
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
             batch = torch.from_numpy(preprocess_batch(paths[start : start + batch_size], spec))
-            outputs.append(torch.softmax(model(batch), dim=1).numpy())
+            outputs.append(model(batch).numpy())
     return np.concatenate(outputs)
 
 
 def train(
-    items: list[Item], labels: list[str], config: TrainConfig, sink: MetricSink | None = None
+    items: list[Item],
+    labels: list[str],
+    config: TrainConfig,
+    sink: MetricSink | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> TrainedModel:
-    """Train the configured backbone and head on `items` with the recipe's method."""
+    """Train the configured backbone and head on `items` with the recipe's method
+    (`feature_cache`: see FeatureCache; frozen_body only)."""
     set_seed(config.seed, reproducible=True)
     backbone = build_backbone(config.backbone, config.image_size, config.pretrained)
     spec = serving_spec(config, backbone, labels)
@@ -185,10 +207,13 @@ def train(
     started = time.perf_counter()
     with learner.no_logging():
         if config.method == "frozen_body":
-            train_head_on_features(learner, items, labels, config, spec, sink)
+            train_head_on_features(learner, items, labels, config, spec, sink, feature_cache)
         else:
             fine_tune(learner, config)
-    return TrainedModel(learner, spec, config, time.perf_counter() - started)
+    trained = TrainedModel(learner, spec, config, time.perf_counter() - started)
+    if config.calibrate:
+        trained.calibrate([item for item in items if item.is_valid])
+    return trained
 
 
 def quiet_learner(
@@ -236,6 +261,7 @@ def train_head_on_features(
     config: TrainConfig,
     spec: PreprocessingSpec,
     sink: MetricSink | None,
+    cache: FeatureCache | None = None,
 ) -> None:
     """Train only the head of `learner.model`, on features the frozen body computes once.
 
@@ -248,8 +274,8 @@ def train_head_on_features(
     pool, head = model.head[:2], model.head[2:]  # concat-pool + flatten, then the rest
     train_items = [item for item in items if not item.is_valid]
     valid_items = [item for item in items if item.is_valid]
-    train_x, train_y = pooled_features(model.body, pool, train_items, labels, spec, config)
-    valid_x, valid_y = pooled_features(model.body, pool, valid_items, labels, spec)
+    train_x, train_y = pooled_features(model.body, pool, train_items, labels, spec, config, cache)
+    valid_x, valid_y = pooled_features(model.body, pool, valid_items, labels, spec, None, cache)
     dls = DataLoaders(
         DataLoader(list(zip(train_x, train_y, strict=True)), bs=config.batch_size, shuffle=True),
         DataLoader(list(zip(valid_x, valid_y, strict=True)), bs=64),
@@ -268,6 +294,7 @@ def pooled_features(
     labels: list[str],
     spec: PreprocessingSpec,
     config: TrainConfig | None = None,
+    cache: FeatureCache | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The pooled body features of each image's views (only the serving crop without a
     config), with the label index of each row."""
@@ -275,25 +302,47 @@ def pooled_features(
     rows, targets = [], []
     with torch.inference_mode():
         for item in items:
-            views = image_views(load_rgb(item.path), spec, config)
-            batch = torch.from_numpy(np.stack([to_model_input(v, spec) for v in views]))
-            rows.append(pool(body(batch)))
-            targets += [labels.index(item.label)] * len(views)
+            key = (str(item.path), config is not None)
+            if cache is None or key not in cache:
+                views = image_views(load_rgb(item.path), spec, config, photo_seed(item, config))
+                batch = torch.from_numpy(np.stack([to_model_input(v, spec) for v in views]))
+                features = pool(body(batch))
+                if cache is not None:
+                    cache[key] = features
+            else:
+                features = cache[key]
+            rows.append(features)
+            targets += [labels.index(item.label)] * len(features)
     return torch.cat(rows), torch.tensor(targets)
 
 
+def photo_seed(item: Item, config: TrainConfig | None) -> str:
+    """The seed of a photo's random views: the recipe's seed and the photo's file, so its
+    views are the same whichever other photos are trained with (and can be cached)."""
+    return f"{config.seed if config else 0}/{item.path.parent.name}/{item.path.name}"
+
+
 def image_views(
-    image: Image.Image, spec: PreprocessingSpec, config: TrainConfig | None
+    image: Image.Image,
+    spec: PreprocessingSpec,
+    config: TrainConfig | None,
+    seed: str = "",
 ) -> list[Image.Image]:
     """The serving crop, then (training, with augmentation) its mirror and random
-    resized crops, each mirrored or not: `feature_views` views in all."""
+    resized crops, each mirrored or not: `feature_views` views in all, drawn from a
+    generator seeded with `seed` (the global one is left as it was)."""
     served = resize_and_crop(image, spec)
     if config is None or not config.augmentation.enabled:
         return [served]
     aug = config.augmentation
     views = [served, ImageOps.mirror(served)] if aug.flip else [served]
     crop = RandomResizedCrop(spec.crop_size, min_scale=aug.min_scale)
-    while len(views) < config.feature_views:
-        view = crop(PILImage.create(image), split_idx=0)
-        views.append(ImageOps.mirror(view) if aug.flip and random.random() < 0.5 else view)
+    state = random.getstate()  # fastai's crop draws from the global generator
+    random.seed(seed)
+    try:
+        while len(views) < config.feature_views:
+            view = crop(PILImage.create(image), split_idx=0)
+            views.append(ImageOps.mirror(view) if aug.flip and random.random() < 0.5 else view)
+    finally:
+        random.setstate(state)
     return views[: config.feature_views]

@@ -70,8 +70,30 @@ def data_bucket(s3_server) -> Iterator[str]:
     empty_and_remove_bucket(s3_server, name)
 
 
+def copy_photos(
+    folder: Path, images: Path, label: str, indices: range, as_label: str | None = None
+) -> None:
+    """Photos `indices` of `label` into `folder/<as_label or label>/`."""
+    target = folder / (as_label or label)
+    target.mkdir(parents=True, exist_ok=True)
+    for index in indices:
+        name = f"{index:08d}.jpg"
+        (target / name).write_bytes((images / label / name).read_bytes())
+
+
 @pytest.fixture(scope="module")
-def stack_env(s3_server, mlflow_server, data_bucket, tmp_path_factory) -> dict[str, str]:
+def field_check_dir(images_dir, tmp_path_factory) -> Path:
+    """A small field check: photos 190-192 of each label, which no test dataset uses."""
+    folder = tmp_path_factory.mktemp("field-check")
+    for label in ("dandelion", "grass"):
+        copy_photos(folder, images_dir, label, range(190, 193))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stack_env(
+    s3_server, mlflow_server, data_bucket, field_check_dir, tmp_path_factory
+) -> dict[str, str]:
     """PLANTOPS_* / MLflow / AWS variables for a run against the test servers."""
     return {
         **mlflow_server.env(),
@@ -81,6 +103,7 @@ def stack_env(s3_server, mlflow_server, data_bucket, tmp_path_factory) -> dict[s
         "PLANTOPS_S3_SECURE": "false",
         "PLANTOPS_S3_BUCKET": data_bucket,
         "PLANTOPS_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+        "PLANTOPS_FIELD_CHECK_DIR": str(field_check_dir),
     }
 
 

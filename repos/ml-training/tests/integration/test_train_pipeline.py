@@ -7,9 +7,11 @@ module; the registry tests then build on the versions it created.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from plantops_ml_training.config import REGISTERED_MODEL, get_settings
 from plantops_ml_training.export import onnx_session
 from plantops_ml_training.preprocessing import PreprocessingSpec, preprocess
 
-from .conftest import TINY_CONFIG, Split, put_dataset
+from .conftest import TINY_CONFIG, Split, copy_photos, put_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +98,16 @@ def test_run_records_tags_params_epoch_and_test_metrics(first_run, client):
     for name in ("test_accuracy", "test_macro_f1", "test_ece", "test_recall_grass"):
         assert 0.0 <= run.data.metrics[name] <= 1.0
     assert run.data.metrics["onnx_max_abs_diff"] < 1e-4
+    # The field check: scored, with the figures the issue asks for, and the temperature.
+    assert run.data.tags["field_check"] == "scored"
+    assert run.data.params["field_check_photos"] == "6"
+    for name in ("field_balanced_accuracy", "field_ece", "field_recall_grass"):
+        assert 0.0 <= run.data.metrics[name] <= 1.0
+    assert run.data.metrics["field_count"] == 6
+    assert 0.25 <= run.data.metrics["temperature"] <= 4.0
+    assert first_run["field_balanced_accuracy"] == round(
+        run.data.metrics["field_balanced_accuracy"], 4
+    )
     for name in ("train_loss", "valid_loss", "train_accuracy", "valid_accuracy"):
         assert len(client.get_metric_history(run.info.run_id, name)) == 1  # one epoch
 
@@ -108,7 +120,11 @@ def test_artifacts_are_stored_in_s3(first_run, mlflow_server):
         "model/test_predictions.csv",
         "fastai/learner.pkl",
         "plots/confusion_matrix.png",
+        "plots/reliability.png",
         "plots/worst_mistakes.png",
+        "plots/field_check_confusion_matrix.png",
+        "plots/field_check_reliability.png",
+        "model/field_check_predictions.csv",
         "metrics/test_metrics.json",
         "promotion_decision.txt",
     }
@@ -206,3 +222,88 @@ def test_datasets_lists_the_versions_in_s3(first_run, stack_env):
     result = invoke(stack_env, "datasets")
     assert result.exit_code == 0, result.output
     assert VERSION in result.stdout.split()
+
+
+def test_the_served_files_reproduce_the_logged_field_check_predictions(
+    first_run, mlflow_server, field_check_dir, tmp_path
+):
+    objects = run_objects(mlflow_server, first_run["run_id"])
+    (tmp_path / "model.onnx").write_bytes(objects["model/model.onnx"])
+    spec = PreprocessingSpec.from_json(objects["model/preprocessing.json"].decode())
+    session = onnx_session(tmp_path / "model.onnx")
+    rows = list(csv.DictReader(io.StringIO(objects["model/field_check_predictions.csv"].decode())))
+    assert sorted(row["key"] for row in rows) == sorted(
+        f"{p.parent.name}/{p.name}" for p in field_check_dir.glob("*/*.jpg")
+    )
+    for row in rows:
+        image = Image.open(field_check_dir / row["key"])
+        logits = session.run(["logits"], {"image": preprocess(image, spec)[None]})[0][0]
+        probs = np.exp(logits) / np.exp(logits).sum()
+        logged = [float(row[f"prob_{label}"]) for label in spec.labels]
+        assert np.allclose(probs, logged, atol=1e-4)
+
+
+def test_the_gate_refuses_a_challenger_worse_than_the_champion_on_the_field_check(
+    first_run, stack_env, client, mlflow_server, field_check_dir, images_dir, tmp_path
+):
+    """The champion's logged field-check predictions are rewritten to say it was right
+    on every photo, and the field check gains 3 photos of a label the challenger does
+    not know (always wrong): the challenger is then worse on at least 3 photos, beyond
+    the tolerance of 2, whatever the tiny model learnt. Same data and seed as the
+    champion, so the test-split comparison passes and the field check decides."""
+    folder = tmp_path / "field"
+    shutil.copytree(field_check_dir, folder)
+    copy_photos(folder, images_dir, "dandelion", range(193, 196), as_label="clover")
+    champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+    rewrite_champion_field_predictions(mlflow_server, champion.run_id, folder)
+
+    summary = train(
+        {**stack_env, "PLANTOPS_FIELD_CHECK_DIR": str(folder)}, "--dataset-version", VERSION
+    )
+
+    assert summary["promoted"] is False
+    assert (
+        client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version == champion.version
+    )
+    reason = client.get_run(summary["run_id"]).data.tags["promotion_reason"]
+    assert reason == summary["reason"]
+    match = re.search(
+        r"champion right and challenger wrong on (\d+), "
+        r"challenger right and champion wrong on 0 \(tolerance 2\)",
+        reason,
+    )
+    assert match and int(match.group(1)) >= 3, reason
+    assert reason.startswith("worse than the champion on the field check on 9 photos")
+
+
+def test_without_a_field_check_folder_the_run_says_skipped_never_passed(
+    first_run, stack_env, client
+):
+    summary = train({**stack_env, "PLANTOPS_FIELD_CHECK_DIR": ""}, "--dataset-version", VERSION)
+    run = client.get_run(summary["run_id"])
+    assert summary["field_balanced_accuracy"] == "skipped"
+    assert run.data.tags["field_check"] == "skipped"
+    assert run.data.params["field_check_photos"] == "skipped"
+    assert "field check skipped" in run.data.tags["promotion_reason"]
+    assert not any(name.startswith("field_") for name in run.data.metrics)
+
+
+def rewrite_champion_field_predictions(mlflow_server, run_id: str, folder) -> None:
+    """The champion's model/field_check_predictions.csv, claiming every photo right."""
+    labels = sorted(p.name for p in folder.iterdir())
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["key", "sha256", "label", *(f"prob_{x}" for x in labels)])
+    for path in sorted(folder.glob("*/*.jpg")):
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        probs = [1.0 if x == path.parent.name else 0.0 for x in labels]
+        writer.writerow([f"{path.parent.name}/{path.name}", sha, path.parent.name, *probs])
+    body = text.getvalue().encode()
+    s3 = mlflow_server.s3.client()
+    for obj in s3.list_objects(mlflow_server.artifact_bucket, recursive=True):
+        if obj.object_name.endswith(f"/{run_id}/artifacts/model/field_check_predictions.csv"):
+            s3.put_object(
+                mlflow_server.artifact_bucket, obj.object_name, io.BytesIO(body), len(body)
+            )
+            return
+    raise AssertionError(f"run {run_id} logged no field_check_predictions.csv")

@@ -25,7 +25,7 @@ def test_overrides_replace_single_fields_and_none_keeps_the_file_value():
 
 def test_params_are_flat_for_mlflow():
     params = load_config().flat_params()
-    assert params["aug_min_scale"] == 0.35
+    assert params["aug_min_scale"] == 0.2
     assert not any(isinstance(v, dict) for v in params.values())
 
 

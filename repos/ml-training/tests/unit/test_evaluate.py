@@ -11,6 +11,7 @@ from plantops_ml_training.evaluate import (
     classification_metrics,
     confusion_matrix,
     expected_calibration_error,
+    reliability_bins,
     worst_mistakes,
 )
 
@@ -67,3 +68,24 @@ def test_predictions_csv_has_the_contract_columns(tmp_path):
     rows = list(csv.DictReader(path.open()))
     assert list(rows[0]) == ["key", "sha256", "label", "prob_dandelion", "prob_grass"]
     assert float(rows[2]["prob_grass"]) == 0.9
+
+
+def test_balanced_accuracy_is_the_mean_recall_so_a_small_class_counts():
+    # 9 dandelions right, 1 grass wrong: accuracy 0.9, balanced accuracy 0.5.
+    unbalanced = predictions(["dandelion"] * 9 + ["grass"], [[0.9, 0.1]] * 10)
+    metrics = classification_metrics(unbalanced, prefix="field")
+    assert metrics["field_accuracy"] == pytest.approx(0.9)
+    assert metrics["field_balanced_accuracy"] == pytest.approx(0.5)
+    assert metrics["field_recall_grass"] == 0.0
+
+
+def test_reliability_bins_hold_each_bins_confidence_and_accuracy():
+    sample = predictions(["dandelion", "grass", "grass"], [[0.82, 0.18], [0.88, 0.12], [0.3, 0.7]])
+    bins = reliability_bins(sample)
+    assert [(round(b.low, 1), round(b.high, 1), b.count) for b in bins] == [
+        (0.6, 0.7, 1),
+        (0.8, 0.9, 2),  # 0.82 (right) and 0.88 (wrong)
+    ]
+    assert bins[1].accuracy == 0.5
+    assert bins[1].confidence == pytest.approx(0.85)
+    assert expected_calibration_error(sample) == pytest.approx((1 * 0.3 + 2 * 0.35) / 3)

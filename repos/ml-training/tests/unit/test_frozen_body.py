@@ -52,3 +52,16 @@ def test_same_data_and_seed_give_the_same_model(images_dir):
     first = train(tiny_items(images_dir), LABELS, config).predict_probs(photos)
     second = train(tiny_items(images_dir), LABELS, config).predict_probs(photos)
     assert abs(first - second).max() < 1e-6
+
+
+def test_a_shared_feature_cache_gives_the_same_model_as_none(images_dir):
+    """The benchmark reuses each photo's body features across folds: that must change
+    nothing but the time (a photo's random views depend only on the photo and seed)."""
+    config = load_config(overrides={"image_size": 64, "head_epochs": 2, "feature_views": 3})
+    photos = [images_dir / "grass" / "00000100.jpg", images_dir / "dandelion" / "00000100.jpg"]
+    plain = train(tiny_items(images_dir), LABELS, config).predict_probs(photos)
+    cache: dict = {}
+    train(tiny_items(images_dir)[::-1], LABELS, config, None, cache)  # other order fills it
+    assert len(cache) == len({(i.path, i.is_valid) for i in tiny_items(images_dir)})
+    cached = train(tiny_items(images_dir), LABELS, config, None, cache).predict_probs(photos)
+    assert abs(plain - cached).max() < 1e-6

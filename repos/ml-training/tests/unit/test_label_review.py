@@ -35,11 +35,11 @@ def write(tmp_path, *rows: str):
 
 
 def test_excluded_images_leave_and_relabelled_ones_change_label(tmp_path):
-    path = write(tmp_path, f"{A},exclude,,grass/1.jpg,a diagram", f"{B},relabel,dandelion,g/2,x")
+    path = write(tmp_path, f"{A},exclude,,grass/1.jpg,a diagram", f"{C},relabel,dandelion,g/2,x")
     reviewed, summary = apply_label_review(dataset(), path)
     by_sha = {e.sha256: e for e in reviewed.examples}
     assert A not in by_sha
-    assert by_sha[B].label == "dandelion" and by_sha[B].split == "test"
+    assert by_sha[C].label == "dandelion" and by_sha[C].split == "val"
     assert len(reviewed.examples) == len(dataset().examples) - 1
     assert summary["label_review_excluded"] == 1
     assert summary["label_review_relabelled"] == 1
@@ -74,3 +74,16 @@ def test_the_shipped_review_is_readable_and_every_change_has_a_reason():
     review = read_label_review(config.label_review)
     assert review.decisions
     assert all(d.reason and d.key for d in review.decisions.values())
+
+
+def test_test_photos_keep_their_original_labels(tmp_path):
+    """The review was guided by a model: applied to test photos it would flatter them."""
+    path = write(tmp_path, f"{B},relabel,dandelion,g/2,x", f"{'0' * 64},exclude,,g/3,y")
+    reviewed, summary = apply_label_review(dataset(), path)
+    assert [e for e in reviewed.examples if e.split == "test"] == dataset().split("test")
+    assert summary["label_review_excluded"] == summary["label_review_relabelled"] == 0
+
+
+def test_the_shipped_review_does_not_call_two_different_lawns_duplicates():
+    review = read_label_review(load_config().label_review)
+    assert "grass/00000079.jpg" not in {d.key for d in review.decisions.values()}

@@ -7,6 +7,7 @@ virtualenv locally (PLANTOPS_TRAIN_COMMAND) and in its own image elsewhere.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -79,7 +80,31 @@ def run_training(settings: Settings, dataset_version: str) -> dict:
     if code != 0:
         last = "\n".join(tail)
         raise TrainingFailed(f"training exited with code {code} after {seconds} s:\n{last}")
-    return {"dataset_version": dataset_version, "seconds": seconds, "command": shlex.join(argv)}
+    result = {"dataset_version": dataset_version, "seconds": seconds, "command": shlex.join(argv)}
+    return {**result, **log_gate_decision(tail)}
+
+
+def log_gate_decision(tail: list[str]) -> dict:
+    """Find plantops-train's JSON result line and say the gate's decision on its own log
+    line (a challenger kept out, with the gate's counts, must not hide among epochs)."""
+    for line in reversed(tail):
+        try:
+            summary = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(summary, dict) and "promoted" in summary:
+            verdict = "promoted to champion" if summary["promoted"] else "NOT promoted"
+            log.log(
+                logging.INFO if summary["promoted"] else logging.WARNING,
+                "gate: model version %s %s: %s",
+                summary.get("model_version"),
+                verdict,
+                summary.get("reason"),
+            )
+            keys = ("model_version", "promoted", "reason", "field_balanced_accuracy")
+            return {key: summary[key] for key in keys if key in summary}
+    log.warning("gate: no result line from the training command; decision unknown")
+    return {}
 
 
 def _kill_group(pid: int) -> None:

@@ -93,7 +93,9 @@ FAKE_TRAINER = """#!/bin/sh
 echo "$@" > "{record}"
 echo "bucket=$PLANTOPS_S3_BUCKET" >> "{record}"
 echo "training on $3"
+echo '{{"model_version": "2", "promoted": false, "reason": "{reason}"}}'
 """
+GATE_REASON = "worse than the champion on the field check: champion right and challenger wrong on 4"
 
 
 def test_plants_train_runs_the_training_command_on_the_latest_dataset(
@@ -112,15 +114,19 @@ def test_plants_train_runs_the_training_command_on_the_latest_dataset(
     )
     record = tmp_path / "called.txt"
     trainer = tmp_path / "fake-train"
-    trainer.write_text(FAKE_TRAINER.format(record=record))
+    trainer.write_text(FAKE_TRAINER.format(record=record, reason=GATE_REASON))
     trainer.chmod(0o755)
 
-    dags_test(
+    result = dags_test(
         airflow_home,
         {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer), "PLANTOPS_TRAIN_ARGS": "--epochs 1"},
         "plants_train",
     )
 
+    # The gate's reason (with its counts) reaches the DAG's log on a line of its own.
+    log_text = result.stdout + result.stderr
+    assert "gate: model version 2 NOT promoted: worse than the champion" in log_text
+    assert "champion right and challenger wrong on 4" in log_text
     assert record.read_text().splitlines() == [
         "train --dataset-version ds-abc --epochs 1",
         f"bucket={s3_bucket.name}",

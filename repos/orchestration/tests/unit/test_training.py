@@ -57,3 +57,19 @@ def test_a_hung_training_is_stopped_at_the_timeout(tmp_path):
     trainer = script(tmp_path, "sleep 30\n")
     with pytest.raises(TrainingFailed, match="ran over 1 s"):
         run_training(settings(train_command=str(trainer), train_timeout_s=1), "ds-1")
+
+
+def test_the_gate_decision_and_its_reason_get_their_own_log_line(tmp_path, caplog):
+    reason = (
+        "worse than the champion on the field check on 263 photos: champion right and "
+        "challenger wrong on 5, challenger right and champion wrong on 1 (tolerance 2)"
+    )
+    line = f'{{"model_version": "7", "promoted": false, "reason": "{reason}"}}'
+    trainer = script(tmp_path, f"echo 'epoch 1 done'\necho '{line}'\n")
+    with caplog.at_level(logging.INFO):
+        result = run_training(settings(train_command=str(trainer)), "ds-1")
+    assert result["promoted"] is False and result["model_version"] == "7"
+    gate_lines = [r for r in caplog.records if r.getMessage().startswith("gate:")]
+    assert len(gate_lines) == 1 and gate_lines[0].levelno == logging.WARNING
+    assert "NOT promoted" in gate_lines[0].getMessage()
+    assert "champion right and challenger wrong on 5" in gate_lines[0].getMessage()
