@@ -16,7 +16,11 @@ import typer
 
 from plantops_ml_training.config import ConfigError, get_settings, load_config
 
-app = typer.Typer(help="PlantOps training: dataset version → registered ONNX model.")
+# Tracebacks never print local variables: they hold the settings, secrets included.
+app = typer.Typer(
+    help="PlantOps training: dataset version → registered ONNX model.",
+    pretty_exceptions_show_locals=False,
+)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Recipe YAML (default: the packaged default.yaml).")
