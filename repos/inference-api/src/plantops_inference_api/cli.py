@@ -75,5 +75,22 @@ def check_skew_command(
         raise typer.Exit(1)
 
 
+@app.command("check-folder")
+def check_folder_command(
+    folder: Annotated[Path, typer.Argument(help="Photos in <label>/ sub-folders.")],
+    api_url: Annotated[str, typer.Option(help="A running API.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Score a running API on labelled photos: recall per label, balanced accuracy, ECE.
+
+    One JSON line. Sub-folders that are not served labels are counted, not scored.
+    """
+    from plantops_inference_api.folder_check import check_folder
+
+    if not folder.is_dir():
+        typer.echo(f"error: {folder} is not a folder of <label>/ sub-folders", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(check_folder(api_url, folder)))
+
+
 if __name__ == "__main__":  # python -m plantops_inference_api.cli (tests)
     app()

@@ -1,0 +1,64 @@
+"""`plantops-inference-api check-folder` against a real uvicorn serving the colour model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from apiserver import running_api
+from conftest import image_bytes
+
+pytestmark = pytest.mark.integration
+
+RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
+
+
+def write_photos(folder, label, colours):
+    (folder / label).mkdir(parents=True)
+    for index, colour in enumerate(colours):
+        (folder / label / f"{index}.jpg").write_bytes(image_bytes(colour))
+
+
+def test_the_served_model_is_scored_per_label_and_unknown_folders_are_set_apart(
+    colour_model, tmp_path
+):
+    photos = tmp_path / "photos"
+    write_photos(photos, "red", [RED, RED, RED])
+    write_photos(photos, "green", [GREEN, GREEN, RED])  # one green photo the model calls red
+    write_photos(photos, "blue", [BLUE])
+    write_photos(photos, "purple", [RED, BLUE])  # not a label the model knows
+    with running_api({"PLANTOPS_MODEL_PATH": str(colour_model)}, tmp_path / "api.log") as url:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "plantops_inference_api.cli",
+                "check-folder",
+                str(photos),
+                "--api-url",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    report = json.loads(done.stdout)
+    assert report["recall"] == {"blue": 1.0, "green": 0.6667, "red": 1.0}
+    assert report["balanced_accuracy"] == pytest.approx((1 + 2 / 3 + 1) / 3, abs=1e-4)
+    assert report["confusion"]["green"]["red"] == 1
+    assert report["not_scored"] == {"purple": 2}
+    assert report["images"] == 7
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "plantops_inference_api.cli", "check-folder", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "is not a folder" in done.stderr
