@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
-        split ingest train train-if-needed serve check-skew bench bench-ingest bench-train bench-api bench-load \
+        split ingest train train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
         validate images image-smoke load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -62,6 +62,19 @@ serve: ## Start the inference API and the webapp in the background
 
 train-if-needed: ## Train only when the registry has no champion yet
 	@bash scripts/has-champion.sh || $(MAKE) --no-print-directory train
+
+# A photo the champion did not train on would be best, but the field-check photos have no
+# licence to be committed, even in a screenshot: one of the 400 dataset photos is shown.
+SCREENSHOT_PHOTO ?= $(or $(PLANTOPS_IMAGES_DIR),../shared/datasets/greenr-airflow/data)/dandelion/00000012.jpg
+
+screenshot: ## The README's result screenshot from the running webapp and champion (after make demo)
+	@$(RUNNING_ENV) && repos/webapp/.venv/bin/python scripts/champion-screenshot.py \
+	  "$(SCREENSHOT_PHOTO)" repos/webapp/docs/images/champion-result.png
+
+field-check: ## Score the running API on the field-check photos (recall, balanced accuracy, ECE)
+	@$(RUNNING_ENV) && repos/inference-api/.venv/bin/plantops-inference-api check-folder \
+	  "$${PLANTOPS_FIELD_CHECK_DIR:-../shared/datasets/field-check/data}" \
+	  --api-url "http://127.0.0.1:$$PLANTOPS_API_PORT"
 
 check-skew: ## Replay the champion's test predictions through the running API (max diff 1e-4)
 	@$(RUNNING_ENV) && repos/inference-api/.venv/bin/plantops-inference-api check-skew \
