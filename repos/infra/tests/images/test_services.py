@@ -124,6 +124,14 @@ def photo(label: str) -> tuple[str, bytes]:
     return path.name, path.read_bytes()
 
 
+# A reviewer account as a deployment's Secret gives it (argon2id of the password
+# "image-smoke-reviewer-password", made with `plantops-webapp add-reviewer`'s hasher).
+SMOKE_REVIEWER_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$sC6MKAz3k8E3ciDLbctmSQ"
+    "$XvEPu4xayWE3pV8yyeNA3uRnAHKWyUP1l06yOtVT/SM"
+)
+
+
 def multipart(fields: dict[str, str], name: str, data: bytes, field: str = "file"):
     boundary = "plantopsimagesmoke"
     parts = [
@@ -355,6 +363,7 @@ def webapp_service(
             "PLANTOPS_MYSQL_PASSWORD": mysql_server.password,
             "PLANTOPS_MYSQL_DATABASE": database,
             "PLANTOPS_WEBAPP_SECRET_KEY": "image-smoke-webapp-secret-key-0123456789",
+            "PLANTOPS_WEBAPP_REVIEWERS": json.dumps({"smoke": SMOKE_REVIEWER_HASH}),
         },
     )
     env_file = write_env_file(tmp_path_factory.mktemp("webapp-image") / "env", env)
