@@ -379,13 +379,18 @@ def webapp_service(
 
 
 def test_webapp_serves_the_upload_page_and_a_prediction_through_its_form(webapp_service):
-    status, page, _ = http(f"{webapp_service.url}/")
+    status, page, page_headers = http(f"{webapp_service.url}/")
     assert status == 200 and b"<form" in page, page[:500]
     token = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
-    cookie = {"Cookie": f"plantops_csrf={token}"}
+    # As a browser does: the visitor cookie the page set (the token is bound to it), and
+    # the page's own origin on the POST.
+    visitor = (page_headers.get("set-cookie") or page_headers["Set-Cookie"]).split(";")[0]
+    cookie = {"Cookie": visitor}
     body, headers = multipart({"csrf_token": token}, *photo("grass"))
     status, answer, response_headers = http(
-        f"{webapp_service.url}/predict", body, {**cookie, **headers}
+        f"{webapp_service.url}/predict",
+        body,
+        {**cookie, **headers, "Origin": webapp_service.url},
     )
     assert status == 303, answer[:500]
     location = response_headers.get("location") or response_headers["Location"]
