@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,10 +175,23 @@ BUCKET = re.compile(r"^plantops_api_request_duration_seconds_bucket\{(.*)\} ([0-
 PREDICT_200 = {"route": "/v1/predict", "method": "POST", "status": "200"}
 
 
+def metrics_text(host: str, attempts: int = 40) -> str:
+    """GET /metrics, waiting out a 503: right after an overload step the connections the
+    generator left open can still fill uvicorn's connection limit for a moment."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{host}/metrics", timeout=10) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def server_histogram(host: str) -> dict[float, float]:
     """The API's own latency histogram of answered predictions: {bucket bound: count}."""
-    with urllib.request.urlopen(f"{host}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = metrics_text(host)
     histogram = {}
     for labels_text, count in BUCKET.findall(text):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
