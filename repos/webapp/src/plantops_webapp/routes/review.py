@@ -21,6 +21,7 @@ from plantops_webapp.deps import (
     SettingsDep,
 )
 from plantops_webapp.feedback import FeedbackStore, FeedbackUnavailable
+from plantops_webapp.images import sniff
 from plantops_webapp.rendering import render
 from plantops_webapp.reviewers import SESSION_COOKIE, Reviewers
 from plantops_webapp.routes.pages import form_expired, over_limit, slow_down
@@ -205,9 +206,8 @@ async def item_image(
     image = await run_in_threadpool(read)
     if image is None:
         return Response(status_code=404)
-    media_type = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
-    if image[:4] == b"RIFF":
-        media_type = "image/webp"
+    image_format = sniff(image)
+    media_type = image_format.media_type if image_format else "application/octet-stream"
     return Response(image, media_type=media_type, headers={"Cache-Control": "private"})
 
 
