@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
-        split ingest train train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
+        split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
         validate images image-smoke load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -51,6 +51,9 @@ ingest: ## Run the plants_ingest DAG through Airflow against the local stack
 
 train: ## Run the plants_train DAG through Airflow: train, register, gate the champion
 	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/orchestration train
+
+monitor: ## Run the plants_monitor DAG once: drift of the API's prediction log; one JSON line
+	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/orchestration monitor
 
 serve: ## Start the inference API and the webapp in the background
 	@$(RUNNING_ENV) && $(INFRA)/plantops-infra stack start-app api \

@@ -5,7 +5,8 @@ Takes the `plants_data` rows not yet stored (and failed rows with attempts
 left), downloads and validates their images, stores them in S3 under `raw/` and
 `fmt/`, and writes a content-addressed dataset version under `agg/`. When the
 version is new, `agg/latest.json` moves to it and the Asset `plantops-dataset`
-gets an event, which schedules `plants_train`.
+gets an event, which schedules `plants_train`. Scheduled daily and on the Asset
+`plantops-retrain-request` (plants_monitor: drift found and accepted feedback waiting).
 
 Settings come from `PLANTOPS_*` variables (see repos/orchestration/README.md).
 The logic lives in `plantops_orchestration.ingest`; this file only wires tasks.
@@ -16,14 +17,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from plantops_orchestration.assets import DATASET
+from plantops_orchestration.assets import DATASET, RETRAIN_REQUEST
 
 
 @dag(
     dag_id="plants_ingest",
-    schedule="@daily",
+    # Daily, and when plants_monitor asks for retraining (drift + accepted feedback waiting).
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC"), assets=RETRAIN_REQUEST
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

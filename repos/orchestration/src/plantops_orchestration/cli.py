@@ -83,3 +83,19 @@ def status() -> None:
         }
     report["latest_dataset_version"] = ingest.latest_version(settings)
     typer.echo(json.dumps(report, indent=2, default=str))
+
+
+@app.command("drift-report")
+def drift_report() -> None:
+    """Print the latest plants_monitor report's summary as one JSON line (`make monitor`)."""
+    from plantops_orchestration import monitoring
+    from plantops_orchestration.storage import get_json, make_client
+
+    settings = settings_or_exit()
+    client = make_client(settings)
+    pointer = get_json(client, settings.s3_bucket, monitoring.LATEST_REPORT_KEY)
+    report = get_json(client, settings.s3_bucket, pointer["report_key"]) if pointer else None
+    if report is None:
+        typer.echo("error: no drift report yet: run plants_monitor (make monitor)", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(monitoring.summary(report), sort_keys=True))

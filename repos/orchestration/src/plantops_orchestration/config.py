@@ -100,8 +100,26 @@ class Settings(TrainingSettings):
     split_train: float = Field(0.70, gt=0, lt=1)
     split_val: float = Field(0.15, gt=0, lt=1)
 
-    # --- MLflow: only forwarded to the training container (docker launcher)
+    # --- MLflow: forwarded to the training container (docker launcher); read by plants_monitor
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+
+    # --- plants_monitor (monitoring.py): the prediction log against the champion's reference.
+    # Fixed before any data was seen; see the module docstring for the decision rule.
+    model_name: str = "plantops-classifier"
+    model_alias: str = "champion"
+    monitor_experiment: str = "plantops-monitoring"
+    # Below this many records of the champion: "not enough data", never drift.
+    monitor_min_records: int = Field(100, ge=1)
+    monitor_alpha: float = Field(0.01, gt=0, lt=1)
+    # The out-of-distribution rate drifts only this far above the validation false alarms.
+    monitor_ood_margin: float = Field(0.05, ge=0, le=1)
+    # A KS test drifts only with a gap of at least this between the two CDFs.
+    monitor_ks_min_statistic: float = Field(0.1, ge=0, le=1)
+    monitor_psi_threshold: float = Field(0.25, gt=0)
+    monitor_first_window_h: float = Field(24.0, gt=0)
+    monitor_max_window_h: float = Field(168.0, gt=0)
+    # Log objects written in the last seconds wait for the next run (S3 times are seconds).
+    monitor_settle_s: float = Field(2.0, ge=0)
 
     @model_validator(mode="after")
     def _splits_leave_a_test_split(self) -> Settings:

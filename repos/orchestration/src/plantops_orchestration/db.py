@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 
 import mysql.connector
@@ -356,6 +357,20 @@ def status_counts(conn) -> dict[str, int]:
     cursor = conn.cursor()
     cursor.execute(f"SELECT status, COUNT(*) FROM {TABLE} GROUP BY status ORDER BY status")
     return {status: int(n) for status, n in cursor.fetchall()}
+
+
+def accepted_since(conn, moment: datetime) -> int:
+    """Feedback a reviewer accepted after `moment` (the champion's training time): what a
+    retraining would add. The same count as the webapp's review queue shows."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    cursor = conn.cursor()
+    cursor.execute(
+        f"SELECT COUNT(*) FROM {TABLE} "
+        "WHERE review_status = %s AND reviewed_at IS NOT NULL AND reviewed_at > %s",
+        (ACCEPTED, utc),
+    )
+    (count,) = cursor.fetchone()
+    return int(count)
 
 
 def review_counts(conn) -> dict[str, int]:

@@ -8,18 +8,24 @@ purpose (404, 500 then OK, too slow, HTML, truncated JPEG, oversized, redirect).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from plantops_orchestration import db
 from plantops_orchestration.config import Settings, get_settings
+
+from ..conftest import DAGS
 
 READ_TIMEOUT_S = 1.0
 
@@ -203,3 +209,35 @@ def objects(s3_bucket) -> dict[str, str]:
         o.object_name: f"{o.etag}@{o.last_modified}"
         for o in client.list_objects(s3_bucket.name, recursive=True)
     }
+
+
+# ------------------------------------------------------------------ Airflow itself
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory) -> dict[str, str]:
+    """A throwaway AIRFLOW_HOME with its SQLite database migrated once per session."""
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
+    return env
+
+
+def dags_test(airflow_home: dict, plantops_env: dict, dag_id: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id],
+        env={**airflow_home, **plantops_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

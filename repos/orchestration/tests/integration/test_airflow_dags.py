@@ -3,48 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from plantops_orchestration import db
 
-from ..conftest import DAGS
-from .conftest import objects
+from .conftest import dags_test, objects
 
 pytestmark = pytest.mark.integration
-
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-
-
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory) -> dict[str, str]:
-    """A throwaway AIRFLOW_HOME with its SQLite database migrated once per session."""
-    home = tmp_path_factory.mktemp("airflow")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    return env
-
-
-def dags_test(airflow_home: dict, plantops_env: dict, dag_id: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id],
-        env={**airflow_home, **plantops_env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def latest(s3_bucket) -> dict:

@@ -18,11 +18,11 @@ def dagbag():
 
 def test_every_dag_file_imports(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"plants_ingest", "plants_train"}
+    assert set(dagbag.dags) == {"plants_ingest", "plants_train", "plants_monitor"}
     assert len(list(DAGS.glob("*.py"))) == len(dagbag.dags)  # one DAG per file
 
 
-@pytest.mark.parametrize("dag_id", ["plants_ingest", "plants_train"])
+@pytest.mark.parametrize("dag_id", ["plants_ingest", "plants_train", "plants_monitor"])
 def test_dag_has_tags_retries_docs_and_no_cycle(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert "plantops" in dag.tags
@@ -41,6 +41,17 @@ def test_ingest_publishes_the_asset_that_schedules_training(dagbag):
     assert asset.uri == "s3://plantops-data/agg/latest.json"
     schedule = dagbag.dags["plants_train"].timetable
     assert "plantops-dataset" in repr(schedule) and "0 3 * * 1" in repr(schedule)
+
+
+def test_monitor_runs_hourly_and_its_retrain_request_schedules_ingestion(dagbag):
+    monitor = dagbag.dags["plants_monitor"]
+    assert "0 * * * *" in repr(monitor.timetable) or "hourly" in repr(monitor.timetable)
+    request = monitor.get_task("request_retraining")
+    assert request.upstream_task_ids == {"check_drift"}
+    (asset,) = request.outlets
+    assert asset.name == "plantops-retrain-request"
+    ingest = repr(dagbag.dags["plants_ingest"].timetable)
+    assert "plantops-retrain-request" in ingest and "0 0 * * *" in ingest
 
 
 TEMPLATED_VERSION = "{{ ti.xcom_pull(task_ids='resolve_dataset_version') }}"
