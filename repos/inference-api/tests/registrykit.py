@@ -76,12 +76,17 @@ def move_alias(tracking_uri: str, name: str, version: str, alias: str = "champio
 
 
 class TcpProxy:
-    """A loopback TCP forwarder that can be switched on later: a server that is down, then up."""
+    """A loopback TCP forwarder that can be switched on later: a server that is down, then up.
+
+    `stop()` also cuts the connections already open (a client's kept-alive pool would
+    otherwise still reach the server): the server is down for everyone at once.
+    """
 
     def __init__(self, target_host: str, target_port: int, listen_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = listen_port
         self._server: socket.socket | None = None
+        self._open: list[socket.socket] = []
 
     def start(self) -> None:
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -93,7 +98,17 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._server is not None:
+            # shutdown() first: close() alone does not wake the thread blocked in accept(),
+            # which would go on accepting connections on the closed socket.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
+        for s in self._open:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+        self._open.clear()
 
     def _accept(self) -> None:
         assert self._server is not None
@@ -107,6 +122,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            self._open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 

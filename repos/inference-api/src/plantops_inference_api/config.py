@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plantops_inference_api.auth import parse_networks
@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     # requests well under 500 ms under any overload (docs/BENCHMARKS.md, "Load").
     max_in_flight: int = Field(default=32, gt=0)
 
+    # The prediction log (prediction_log.py): every prediction as one JSON Lines record
+    # under s3://<bucket>/predictions/date=YYYY-MM-DD/, written in background at least
+    # every flush interval or every `flush_records` records. Off without S3 credentials.
+    prediction_log_enabled: bool = True
+    prediction_log_bucket: str = ""  # empty: s3_bucket, the data bucket
+    prediction_log_flush_interval_s: float = Field(default=30.0, gt=0, le=30)
+    prediction_log_flush_records: int = Field(default=500, gt=0)
+    # Records held while S3 is slow or down; beyond it the oldest is dropped (and counted).
+    # 10,000 records are about 4 MB.
+    prediction_log_buffer_records: int = Field(default=10_000, gt=0)
+    prediction_log_timeout_s: float = Field(default=5.0, gt=0)
+    prediction_log_shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    # The rolling out-of-distribution share of /metrics: over the last N scored predictions.
+    novelty_window: int = Field(default=200, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Connections (server.py): the whole request (headers and body) must arrive within
@@ -92,6 +107,15 @@ class Settings(BaseSettings):
     def networks_parse(cls, value: str) -> str:
         parse_networks(value)  # a ValueError names the bad entry
         return value
+
+    @model_validator(mode="after")
+    def _log_buffer_holds_a_flush(self) -> Settings:
+        if self.prediction_log_buffer_records < self.prediction_log_flush_records:
+            raise ValueError(
+                "PLANTOPS_PREDICTION_LOG_BUFFER_RECORDS must be at least "
+                "PLANTOPS_PREDICTION_LOG_FLUSH_RECORDS"
+            )
+        return self
 
     @property
     def image_budget(self) -> ImageBudget:

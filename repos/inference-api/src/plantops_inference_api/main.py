@@ -23,7 +23,9 @@ from plantops_inference_api.middleware import (
     AdmissionControl,
     BodySizeLimitMiddleware,
     MetricsMiddleware,
+    RequestIdMiddleware,
 )
+from plantops_inference_api.prediction_log import PredictionRecorder
 from plantops_inference_api.service import PredictionService
 
 DESCRIPTION = """
@@ -41,15 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     workers = settings.preprocess_workers or len(os.sched_getaffinity(0)) or 2
     preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
     admission = Admission(settings.max_in_flight, metrics)
+    recorder = PredictionRecorder(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         _configure_logging(settings.log_level)
         await batcher.start()
         await manager.start()
+        await recorder.log.start()
         yield
         await manager.stop()
         await batcher.stop()
+        await recorder.log.stop()  # after the batcher: the last predictions are in the buffer
         preprocess_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
@@ -62,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.manager = manager
     app.state.batcher = batcher
-    app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics)
+    app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics, recorder)
+    app.state.prediction_log = recorder.log
     app.state.admission = admission
     app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)
     app.state.metrics_networks = parse_networks(settings.metrics_allowed_networks)
@@ -80,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admission=admission,
         paths=frozenset({"/v1/predict", "/v1/predict/batch"}),
     )
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
     install_error_handlers(app)
     app.include_router(api_router)

@@ -12,6 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# Novelty scores have the scale of the model's method (a distance, an energy): wide,
+# roughly logarithmic bounds cover them all; the threshold is in GET /v1/model.
+NOVELTY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
 
 
 class Metrics:
@@ -91,5 +94,45 @@ class Metrics:
             "plantops_api_model_load_failures_total",
             "Failed model loads by stage (registry, download, verify).",
             ["stage"],
+            registry=r,
+        )
+        # Novelty (prediction_log.NoveltyWindow): NaN until a scored prediction arrives,
+        # so a model without a novelty reference reads "unknown", never "0 %".
+        self.ood_ratio = Gauge(
+            "plantops_api_out_of_distribution_ratio",
+            "Share of out-of-distribution answers among the last PLANTOPS_NOVELTY_WINDOW "
+            "predictions that carry a novelty score.",
+            registry=r,
+        )
+        self.ood_ratio.set(float("nan"))
+        self.ood_window_size = Gauge(
+            "plantops_api_out_of_distribution_window_size",
+            "Scored predictions in that window (it fills up to PLANTOPS_NOVELTY_WINDOW).",
+            registry=r,
+        )
+        self.novelty_score = Histogram(
+            "plantops_api_novelty_score",
+            "Novelty score of each prediction (model without a novelty reference: none).",
+            buckets=NOVELTY_BUCKETS,
+            registry=r,
+        )
+        # The prediction log (prediction_log.py).
+        self.log_written = Counter(
+            "plantops_api_prediction_log_written_total",
+            "Prediction records written to S3.",
+            registry=r,
+        )
+        self.log_dropped = Counter(
+            "plantops_api_prediction_log_dropped_total",
+            "Prediction records lost: buffer_full (oldest dropped), s3_error (a failed "
+            "flush), shutdown (the last flush timed out).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("buffer_full", "s3_error", "shutdown"):
+            self.log_dropped.labels(reason=reason)  # 0 from the start: rate() works at once
+        self.log_buffered = Gauge(
+            "plantops_api_prediction_log_buffered",
+            "Prediction records waiting for the next flush.",
             registry=r,
         )

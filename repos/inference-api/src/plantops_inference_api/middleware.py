@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
@@ -11,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plantops_inference_api.admission import RETRY_AFTER_S, Admission
 from plantops_inference_api.metrics import Metrics
+from plantops_inference_api.prediction_log import REQUEST_ID
+
+# A client's own X-Request-ID is kept when it is this plain; anything else gets a new one.
+_CLIENT_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
 class MetricsMiddleware:
@@ -40,6 +46,33 @@ class MetricsMiddleware:
             labels = {"route": route, "method": scope["method"], "status": str(status)}
             self.metrics.requests.labels(**labels).inc()
             self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)
+
+
+class RequestIdMiddleware:
+    """Names each request (X-Request-ID in and out): the prediction log's `request_id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = given.decode() if _CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class BodySizeLimitMiddleware:

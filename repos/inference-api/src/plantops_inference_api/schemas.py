@@ -22,6 +22,16 @@ class Prediction(BaseModel):
     label: str = Field(description="The most probable label.")
     confidence: float = Field(description="The probability of `label`.")
     probabilities: dict[str, float] = Field(description="Every label the model knows; sums to 1.")
+    novelty_score: float | None = Field(
+        default=None,
+        description="How unlike the training photos this photo is (higher: less familiar). "
+        "Null only for a model exported without a novelty reference.",
+    )
+    out_of_distribution: bool | None = Field(
+        default=None,
+        description="True when novelty_score is above the model's threshold: the photo does "
+        "not look like any label the model knows. Null without a novelty reference.",
+    )
     model: ModelRef
 
 

@@ -18,18 +18,25 @@ from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import ClientError, ImageTooLarge
 from plantops_inference_api.metrics import Metrics
 from plantops_inference_api.model import LoadedModel
+from plantops_inference_api.prediction_log import PredictionRecorder
 from plantops_inference_api.preprocessing import preprocess_bytes
 from plantops_inference_api.schemas import ModelRef, Prediction
 
 
 class PredictionService:
     def __init__(
-        self, settings: Settings, batcher: Batcher, pool: ThreadPoolExecutor, metrics: Metrics
+        self,
+        settings: Settings,
+        batcher: Batcher,
+        pool: ThreadPoolExecutor,
+        metrics: Metrics,
+        recorder: PredictionRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.batcher = batcher
         self.pool = pool
         self.metrics = metrics
+        self.recorder = recorder or PredictionRecorder(settings, metrics)
 
     async def predict(self, upload: UploadFile, model: LoadedModel) -> Prediction:
         """Classify one uploaded file with `model`; a ClientError says what is wrong with it."""
@@ -46,7 +53,9 @@ class PredictionService:
             self.metrics.rejected_images.labels(error=exc.code).inc()
             raise
         probabilities = await self.batcher.probabilities(model, image)
-        return self._to_prediction(model, probabilities)
+        prediction = self._to_prediction(model, probabilities)
+        self.recorder.record(prediction, data, started)  # the log and novelty gauges; no I/O
+        return prediction
 
     async def _read(self, upload: UploadFile) -> bytes:
         limit = self.settings.max_upload_bytes
