@@ -152,6 +152,7 @@ async def queue_context(store: FeedbackStore, client: InferenceClient, settings:
         # A proposal is a new label when the model does not know it; with the API down,
         # when no accepted photo has it.
         "model_labels": model_labels or sorted(data["accepted"]),
+        "model_answered": bool(model_labels),
         "champion": champion_note,
         "trained_at": trained_at,
         "retrain_enabled": settings.retrain_enabled,
