@@ -14,6 +14,7 @@ from plantops_webapp.main import create_app
 from tests.support import (
     INFERENCE_API_DIR,
     ORIGIN,
+    STAND_IN_NOVELTY,
     TEST_SECRET_KEY,
     NoveltyStandIn,
     create_plants_data,
@@ -101,3 +102,4 @@ def novelty(novelty_api: NoveltyStandIn) -> Iterator[NoveltyStandIn]:
     """novelty_api, its verdict back to "out of distribution" after each test."""
     yield novelty_api
     novelty_api.verdict = (9.25, True)
+    novelty_api.model_novelty = dict(STAND_IN_NOVELTY)

@@ -114,6 +114,10 @@ def plants_rows(connection, columns: str = "id, url_source, url_s3, label") -> l
     return rows
 
 
+# What the stand-in's model says about its novelty threshold (numbers made up, shape per i17).
+STAND_IN_NOVELTY = {"method": "knn-cosine", "threshold": 0.4213, "false_alarm_rate": 0.02}
+
+
 class NoveltyStandIn:
     """A stand-in for the inference API's novelty scoring (issue 17, in the API's own branch):
     a real HTTP server on loopback in front of the real inference API that passes every
@@ -121,12 +125,15 @@ class NoveltyStandIn:
     `out_of_distribution` to what the test chose. Label, confidence, probabilities and
     model come from the real API on the tiny model, which has no novelty reference.
 
-    `verdict` None makes the fields null, as a legacy model's answer has them.
+    `verdict` None makes the fields null, as a legacy model's answer has them. On
+    `GET /v1/model` it sets `novelty` (method, threshold, false_alarm_rate) likewise.
     """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.verdict: tuple[float, bool] | None = (9.25, True)
+        # `GET /v1/model`'s `novelty` block (None: a model without a novelty reference).
+        self.model_novelty: dict | None = dict(STAND_IN_NOVELTY)
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -161,6 +168,9 @@ class NoveltyStandIn:
             score, flagged = self.verdict if self.verdict else (None, None)
             prediction |= {"novelty_score": score, "out_of_distribution": flagged}
             content = json.dumps(prediction).encode()
+        if handler.path == "/v1/model" and status == 200:
+            info = json.loads(content) | {"novelty": self.model_novelty}
+            content = json.dumps(info).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(content)))

@@ -53,6 +53,17 @@ class Prediction(BaseModel):
         return sorted(self.probabilities.items(), key=lambda item: item[1], reverse=True)
 
 
+class NoveltyInfo(BaseModel):
+    """`GET /v1/model` `novelty`: how the model decides a photo is none of its labels."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    method: str
+    threshold: float
+    # Share of in-distribution validation photos above the threshold.
+    false_alarm_rate: float
+
+
 class ModelInfo(BaseModel):
     """`GET /v1/model`: the served model. Fields beyond name and version are optional so an
     older API still gives a page; fields not listed here (the artifact location, the
@@ -71,3 +82,5 @@ class ModelInfo(BaseModel):
     # When the training run started; shown when the API provides it.
     trained_at: datetime | None = None
     loaded_at: datetime | None = None
+    # Null (or absent, from an older API) for a model without a novelty reference.
+    novelty: NoveltyInfo | None = None

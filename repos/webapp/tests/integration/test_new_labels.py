@@ -202,3 +202,11 @@ def test_proposals_count_against_the_pending_cap_like_any_feedback(novelty, s3_b
     assert "waiting for a reviewer" in capped.text
     _, connection = plants_db
     assert plants_rows(connection, "label") == [("buttercup",)]
+
+
+def test_the_model_page_says_when_the_model_answers_not_a_photo_it_knows(site, novelty):
+    page = site.get("/model").text
+    assert "when the novelty score (knn-cosine) is above 0.421; 2.0% of validation" in page
+    novelty.model_novelty = None  # a model exported without a novelty reference
+    page = site.get("/model").text
+    assert "not available: this model has no novelty reference" in page
