@@ -14,7 +14,9 @@ from plantops_webapp.main import create_app
 from tests.support import (
     INFERENCE_API_DIR,
     ORIGIN,
+    STAND_IN_NOVELTY,
     TEST_SECRET_KEY,
+    NoveltyStandIn,
     create_plants_data,
     write_tiny_model,
 )
@@ -85,3 +87,19 @@ def webapp(inference_api: str, s3_bucket, plants_db) -> Iterator[TestClient]:
     )
     with site_client(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def novelty_api(inference_api: str) -> Iterator[NoveltyStandIn]:
+    """The real API behind a stand-in that adds the novelty fields (see NoveltyStandIn)."""
+    stand_in = NoveltyStandIn(inference_api)
+    yield stand_in
+    stand_in.close()
+
+
+@pytest.fixture
+def novelty(novelty_api: NoveltyStandIn) -> Iterator[NoveltyStandIn]:
+    """novelty_api, its verdict back to "out of distribution" after each test."""
+    yield novelty_api
+    novelty_api.verdict = (9.25, True)
+    novelty_api.model_novelty = dict(STAND_IN_NOVELTY)

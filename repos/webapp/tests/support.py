@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +112,71 @@ def plants_rows(connection, columns: str = "id, url_source, url_s3, label") -> l
     cursor.close()
     connection.commit()  # end the snapshot so the next read sees new rows
     return rows
+
+
+# What the stand-in's model says about its novelty threshold (numbers made up, shape per i17).
+STAND_IN_NOVELTY = {"method": "knn-cosine", "threshold": 0.4213, "false_alarm_rate": 0.02}
+
+
+class NoveltyStandIn:
+    """A stand-in for the inference API's novelty scoring (issue 17, in the API's own branch):
+    a real HTTP server on loopback in front of the real inference API that passes every
+    request through and, on `POST /v1/predict` answers, sets `novelty_score` and
+    `out_of_distribution` to what the test chose. Label, confidence, probabilities and
+    model come from the real API on the tiny model, which has no novelty reference.
+
+    `verdict` None makes the fields null, as a legacy model's answer has them. On
+    `GET /v1/model` it sets `novelty` (method, threshold, false_alarm_rate) likewise.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.verdict: tuple[float, bool] | None = (9.25, True)
+        # `GET /v1/model`'s `novelty` block (None: a model without a novelty reference).
+        self.model_novelty: dict | None = dict(STAND_IN_NOVELTY)
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                stand_in.forward(self)
+
+            def do_POST(self) -> None:
+                stand_in.forward(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def forward(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {"Content-Type": handler.headers.get("Content-Type", "")} if body else {}
+        request = urllib.request.Request(
+            self.upstream + handler.path, data=body, headers=headers, method=handler.command
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status, content = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            status, content = error.code, error.read()
+        if handler.path == "/v1/predict" and status == 200:
+            prediction = json.loads(content)
+            score, flagged = self.verdict if self.verdict else (None, None)
+            prediction |= {"novelty_score": score, "out_of_distribution": flagged}
+            content = json.dumps(prediction).encode()
+        if handler.path == "/v1/model" and status == 200:
+            info = json.loads(content) | {"novelty": self.model_novelty}
+            content = json.dumps(info).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -99,6 +99,10 @@ class Settings(TrainingSettings):
     # --- agg/: train/val/test fractions (test is the rest)
     split_train: float = Field(0.70, gt=0, lt=1)
     split_val: float = Field(0.15, gt=0, lt=1)
+    # A label enters a dataset once it has this many accepted photos (and one in train);
+    # until then stats.json lists it as held back. 10 photos: 7 to train on and about 1.5
+    # each to validate and test, on average; training refuses a label with no train photo.
+    dataset_min_label_images: int = Field(10, ge=1)
 
     # --- MLflow: forwarded to the training container (docker launcher); read by plants_monitor
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"

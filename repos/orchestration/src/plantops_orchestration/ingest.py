@@ -247,30 +247,54 @@ class DatasetResult:
     version: str | None
     images: int
     written: bool
+    # Labels left out for too few accepted photos: {label: {"images", "train", "reason"}}.
+    held_back: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"dataset_version": self.version, "images": self.images, "written": self.written}
+        return {
+            "dataset_version": self.version,
+            "images": self.images,
+            "written": self.written,
+            "held_back": self.held_back,
+        }
 
 
 def build_agg(settings: Settings) -> DatasetResult:
-    """Write agg/<version>/manifest.csv and stats.json unless that version exists."""
+    """Write agg/<version>/manifest.csv and stats.json unless that version exists.
+
+    Labels with fewer than `dataset_min_label_images` accepted photos are held back
+    (dataset.py). They change no version, so when the version exists its stats.json is
+    rewritten if what is held back changed: it always says what the last build left out.
+    """
     with db.connection(settings) as conn:
         images = db.dataset_images(conn)
     if not images:
         log.warning("no stored image yet: no dataset version")
         return DatasetResult(None, 0, False)
-    dataset = build_dataset(images, settings.split_train, settings.split_val)
+    dataset = build_dataset(
+        images, settings.split_train, settings.split_val, settings.dataset_min_label_images
+    )
+    held_back = dataset.stats["held_back"]
+    for label, why in held_back.items():
+        log.warning("label %r held back from the dataset: %s", label, why["reason"])
+    kept = dataset.stats["images"]
+    if not kept:
+        log.warning("every label is held back: no dataset version")
+        return DatasetResult(None, 0, False, held_back)
     client = storage.make_client(settings)
     bucket = settings.s3_bucket
     if storage.exists(client, bucket, manifest_key(dataset.version)):
-        return DatasetResult(dataset.version, len(images), False)
+        stored = storage.get_json(client, bucket, stats_key(dataset.version))
+        if stored != dataset.stats:
+            storage.put_json(client, bucket, stats_key(dataset.version), dataset.stats)
+        return DatasetResult(dataset.version, kept, False, held_back)
     # Stats first, manifest last: the manifest's presence means the version is complete.
     storage.put_json(client, bucket, stats_key(dataset.version), dataset.stats)
     storage.put_bytes(
         client, bucket, manifest_key(dataset.version), dataset.manifest_csv, "text/csv"
     )
-    log.info("wrote dataset %s (%d images)", dataset.version, len(images))
-    return DatasetResult(dataset.version, len(images), True)
+    log.info("wrote dataset %s (%d images)", dataset.version, kept)
+    return DatasetResult(dataset.version, kept, True, held_back)
 
 
 def latest_version(settings: Settings) -> str | None:

@@ -163,6 +163,9 @@ def settings_env(mysql_database, s3_bucket, mirror: str = "") -> dict[str, str]:
         "PLANTOPS_RETRY_BACKOFF_S": "0.05",
         "PLANTOPS_MAX_DOWNLOAD_BYTES": str(MAX_BYTES),
         "PLANTOPS_DOWNLOAD_CONCURRENCY": "4",
+        # These tests ingest a handful of photos per label; holding back small labels has
+        # its own tests (test_review_state.py, unit/test_dataset.py).
+        "PLANTOPS_DATASET_MIN_LABEL_IMAGES": "1",
     }
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 
 import pytest
 
 from plantops_orchestration import db, ingest
+from plantops_orchestration.dataset import split_of as split_with
 
 from .conftest import jpeg, row_by_id
 
@@ -96,3 +98,63 @@ def test_the_migration_runs_once_and_sends_old_unreviewed_feedback_to_review(set
         assert "migration 0001_feedback_review.sql" in first
         assert db.init_db(conn, seed=True) == []  # idempotent
         assert db.review_counts(conn) == {"accepted": 401, "pending": 1}
+
+
+def split_of(sha: str) -> str:
+    return split_with(sha, 0.70, 0.15)  # the default fractions the settings fixture keeps
+
+
+def stats(s3_bucket, version: str) -> dict:
+    response = s3_bucket.server.client().get_object(s3_bucket.name, f"agg/{version}/stats.json")
+    return json.loads(response.read())
+
+
+def accept_feedback(conn, s3_bucket, seeds, label: str) -> list[str]:
+    shas = []
+    for seed in seeds:
+        row_id, sha = put_feedback(conn, s3_bucket, seed, label)
+        review(conn, row_id, db.ACCEPTED)
+        shas.append(sha)
+    return shas
+
+
+def test_a_new_label_with_one_accepted_photo_is_held_back_until_it_has_enough(
+    settings, conn, s3_bucket
+):
+    # A reviewer accepted a visitor's new label "sweet-pea" (issue 17): with one photo it
+    # must not reach the manifest (training refuses a label without a train photo).
+    settings = settings.model_copy(update={"dataset_min_label_images": 3})
+    known = accept_feedback(conn, s3_bucket, range(10, 16), "grass")
+    known += accept_feedback(conn, s3_bucket, range(20, 26), "dandelion")
+    first = ingest.run_all(settings)
+    assert first["held_back"] == {} and first["published"] is True
+
+    [single] = accept_feedback(conn, s3_bucket, [30], "sweet-pea")
+    second = ingest.run_all(settings)
+
+    assert second["stored"] == 1  # fetched and stored like any accepted row...
+    assert second["dataset_version"] == first["dataset_version"]  # ...but no new version
+    assert second["published"] is False
+    assert second["held_back"] == {
+        "sweet-pea": {
+            "images": 1,
+            "train": int(split_of(single) == "train"),
+            "reason": "1 accepted photo(s), fewer than the 3 required",
+        }
+    }
+    assert set(manifest_shas(s3_bucket, first["dataset_version"])) == set(known)
+    listed = stats(s3_bucket, first["dataset_version"])  # rewritten: says what is left out
+    assert listed["held_back"] == second["held_back"] and listed["min_label_images"] == 3
+    assert "sweet-pea" not in listed["labels"]
+
+    more = accept_feedback(conn, s3_bucket, [31, 32], "sweet-pea")
+    assert any(split_of(sha) == "train" for sha in [single, *more])  # seeds chosen so
+    third = ingest.run_all(settings)
+
+    assert third["held_back"] == {} and third["published"] is True
+    assert third["dataset_version"] != first["dataset_version"]
+    in_manifest = manifest_shas(s3_bucket, third["dataset_version"])
+    assert [sha for sha, label in in_manifest.items() if label == "sweet-pea"] == sorted(
+        [single, *more]
+    )
+    assert stats(s3_bucket, third["dataset_version"])["counts"]["sweet-pea"]["train"] >= 1

@@ -47,7 +47,8 @@ class TooManyPending(Exception):
 
 class Verdict(StrEnum):
     CORRECT = "correct"
-    CORRECTED = "corrected"
+    CORRECTED = "corrected"  # another of the model's labels
+    PROPOSED = "proposed"  # a label name the model does not know (labels.py)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Prometheus metrics of the web app, in a registry per app so tests do not share counters.
 
 Labels are bounded: the route template (never the raw path), the method, the status
-code, and for feedback the model's own labels and a two-valued verdict.
+code, and for feedback the model's own labels (every proposed new name counts as
+"(new)") and a three-valued verdict.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class WebappMetrics:
         )
         self.feedback = Counter(
             "plantops_webapp_feedback_total",
-            "Feedback received, by the label given and the verdict (correct or corrected).",
+            "Feedback received, by the label given ((new) for a proposed new label) and the "
+            "verdict (correct, corrected or proposed).",
             ["label", "verdict"],
             registry=self.registry,
         )

@@ -113,15 +113,17 @@ def accepted_since(connection, moment: datetime) -> int:
     )
 
 
-def known_labels(connection) -> list[str]:
-    """The labels of the accepted data: what "accept with another label" may choose."""
+def accepted_counts(connection) -> dict[str, int]:
+    """Accepted photos per label: what "accept with another label" may choose, and how far
+    a new label is from the number of photos a dataset needs to include it."""
     cursor = connection.cursor()
     try:
         cursor.execute(
-            "SELECT DISTINCT label FROM plants_data WHERE review_status = %s ORDER BY label",
+            "SELECT label, COUNT(*) FROM plants_data WHERE review_status = %s "
+            "GROUP BY label ORDER BY label",
             (ACCEPTED,),
         )
-        return [str(label) for (label,) in cursor.fetchall()]
+        return {str(label): int(n) for label, n in cursor.fetchall()}
     finally:
         cursor.close()
 

@@ -20,6 +20,7 @@ from plantops_webapp.deps import (
 )
 from plantops_webapp.feedback import FeedbackUnavailable, Submission, TooManyPending, Verdict
 from plantops_webapp.images import ImageRefused, accepted_names, sniff
+from plantops_webapp.labels import LabelRefused, normalise_new_label, sentence_of
 from plantops_webapp.pending import PendingUpload
 from plantops_webapp.ratelimit import AbuseLimits, RateLimiter
 from plantops_webapp.rendering import render
@@ -141,8 +142,13 @@ def result_context(upload_id: str, upload: PendingUpload, low_confidence: float)
         "upload": upload,
         "prediction": prediction,
         "ranked": prediction.ranked(),
-        "low_confidence": prediction.confidence < low_confidence,
+        # An unfamiliar photo gets its own notice; "not sure" would say less.
+        "low_confidence": prediction.confidence < low_confidence and not prediction.unfamiliar,
+        # "a dandelion or grass": from the model's own labels, however many it has.
+        "labels_sentence": sentence_of(prediction.labels()),
         "other_labels": [label for label, _ in prediction.ranked() if label != prediction.label],
+        "new_label": "",
+        "new_label_error": None,
         "csrf_purpose": csrf.feedback_purpose(upload_id),
     }
 
@@ -192,7 +198,13 @@ async def feedback(
     context = result_context(upload_id, upload, settings.webapp_low_confidence)
     if not csrf_ok(request, settings, csrf.feedback_purpose(upload_id), form.get(csrf.FIELD_NAME)):
         return form_expired(request, "result.html", context)
-    label = chosen_label(form.get("verdict"), form.get("label"), upload)
+    try:
+        label = chosen_label(form.get("verdict"), form.get("label"), form.get("new_label"), upload)
+    except LabelRefused as exc:
+        # The page again, the typed name kept and the reason beside the field.
+        typed = str(form.get("new_label") or "")[:200]
+        again = {**context, "new_label": typed, "new_label_error": str(exc)}
+        return render(request, "result.html", again, 400)
     if label is None:
         message = "Choose the label the photo should have."
         return render(request, "result.html", {**context, "error": message}, 400)
@@ -210,21 +222,43 @@ async def feedback(
     except FeedbackUnavailable as exc:
         message = f"{exc} Your feedback was not saved; please try again later."
         return render(request, "error.html", {"message": message}, 503)
-    verdict = Verdict.CORRECT if label == upload.prediction.label else Verdict.CORRECTED
-    metrics.feedback.labels(label, verdict.value).inc()
-    return render(request, "feedback.html", {"outcome": outcome, "verdict": verdict.value})
+    verdict = verdict_of(label, upload)
+    # A proposed name is free text: counted under one value, so the metric stays bounded.
+    metric_label = NEW_LABEL_METRIC if verdict is Verdict.PROPOSED else label
+    metrics.feedback.labels(metric_label, verdict.value).inc()
+    thanks = {"outcome": outcome, "proposed_new": verdict is Verdict.PROPOSED}
+    return render(request, "feedback.html", thanks)
 
 
 FEEDBACK_OFF = "Feedback is not configured on this server (no S3 credentials)."
 
 
-def chosen_label(verdict: object, label: object, upload: PendingUpload) -> str | None:
-    """The label the user gave, if it is one the model knows."""
+# The feedback metric's label value for every proposed new name ("(" is in no label name).
+NEW_LABEL_METRIC = "(new)"
+
+
+def chosen_label(
+    verdict: object, label: object, new_label: object, upload: PendingUpload
+) -> str | None:
+    """The label the user gave: the model's answer, another of its labels, or a new name
+    (normalised; LabelRefused when it cannot be a label). None when nothing was chosen."""
+    known = upload.prediction.probabilities
     if verdict == "correct":
         return upload.prediction.label
-    if verdict == "wrong" and isinstance(label, str) and label in upload.prediction.probabilities:
+    if verdict == "wrong" and isinstance(label, str) and label in known:
         return label
+    if verdict == "new" and isinstance(new_label, str):
+        # A name the model already knows ("Grass ") is that label, not a new one, even
+        # one the stricter rules for new names would refuse.
+        typed = new_label.strip().lower()
+        return typed if typed in known else normalise_new_label(new_label)
     return None
+
+
+def verdict_of(label: str, upload: PendingUpload) -> Verdict:
+    if label == upload.prediction.label:
+        return Verdict.CORRECT
+    return Verdict.CORRECTED if label in upload.prediction.probabilities else Verdict.PROPOSED
 
 
 @router.get("/model")

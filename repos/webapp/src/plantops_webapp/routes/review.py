@@ -125,7 +125,8 @@ def _review_csrf_ok(request: Request, settings: Settings, reviewer: str, token: 
 
 
 async def queue_context(store: FeedbackStore, client: InferenceClient, settings: Settings) -> dict:
-    """The queue, the labels a reviewer may choose, and the count since the champion."""
+    """The queue, the labels a reviewer may choose, which proposals name a label the model
+    does not know, and the count since the champion."""
     trained_at, champion_note, model_labels = None, None, []
     try:
         info = await client.model_info()
@@ -138,16 +139,20 @@ async def queue_context(store: FeedbackStore, client: InferenceClient, settings:
             return {
                 "items": review.queue(connection),
                 "pending": review.pending_count(connection),
-                "labels": review.known_labels(connection),
+                "accepted": review.accepted_counts(connection),
                 "accepted_since": (
                     review.accepted_since(connection, trained_at) if trained_at else None
                 ),
             }
 
     data = await run_in_threadpool(read)
-    data["labels"] = sorted({*data["labels"], *model_labels})
     return {
         **data,
+        "labels": sorted({*data["accepted"], *model_labels}),
+        # A proposal is a new label when the model does not know it; with the API down,
+        # when no accepted photo has it.
+        "model_labels": model_labels or sorted(data["accepted"]),
+        "model_answered": bool(model_labels),
         "champion": champion_note,
         "trained_at": trained_at,
         "retrain_enabled": settings.retrain_enabled,
@@ -183,7 +188,8 @@ async def queue_page(
 
 STORE_OFF = "Feedback storage is not configured on this server (no S3 credentials)."
 NOTICES = {
-    "accept": "Accepted: the next ingestion adds it to the dataset.",
+    "accept": "Accepted: the next ingestion adds it to the dataset (a new label once it has "
+    "enough accepted photos).",
     "relabel": "Accepted with the new label: the next ingestion adds it to the dataset.",
     "reject": "Rejected: it will never be trained on.",
     "retrain": "Training was queued in Airflow.",
