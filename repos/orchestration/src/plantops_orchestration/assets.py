@@ -1,8 +1,35 @@
-"""The Airflow Asset that links ingestion to training (imported by the DAG files only)."""
+"""The Airflow Asset that links ingestion to training (imported by the DAG files only).
+
+docs/architecture.md: name `plantops-dataset`, the pointer object agg/latest.json of the
+configured bucket. Each event carries the version it published in its extra
+(`{"dataset_version": ...}`), so `plants_train` trains on exactly that version.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from airflow.sdk import Asset
 
-# docs/architecture.md: name `plantops-dataset`, the pointer object agg/latest.json.
-DATASET = Asset(name="plantops-dataset", uri="s3://plantops-data/agg/latest.json")
+from plantops_orchestration.config import get_training_settings
+from plantops_orchestration.layout import LATEST_KEY
+
+ASSET_NAME = "plantops-dataset"
+EXTRA_KEY = "dataset_version"
+
+
+def dataset_asset() -> Asset:
+    """The Asset of the configured bucket (PLANTOPS_S3_BUCKET), built when a DAG file is
+    parsed: both DAG files read the same setting, so they name the same Asset."""
+    return Asset(name=ASSET_NAME, uri=f"s3://{get_training_settings().s3_bucket}/{LATEST_KEY}")
+
+
+def version_from_events(events: Iterable[Any]) -> str | None:
+    """The dataset version of the newest event that names one (events oldest first)."""
+    for event in reversed(list(events)):
+        extra: Mapping[str, Any] = getattr(event, "extra", None) or {}
+        version = extra.get(EXTRA_KEY)
+        if isinstance(version, str) and version:
+            return version
+    return None
