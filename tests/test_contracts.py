@@ -17,7 +17,7 @@ import sys
 import pytest
 from jsonschema import Draft202012Validator
 
-from .conftest import ROOT
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import contracts  # noqa: E402  (scripts/contracts.py: the table of vendored copies)

@@ -23,7 +23,17 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory) -> dict[str, str]:
     """A throwaway AIRFLOW_HOME with its SQLite database migrated once per session."""
-    home = tmp_path_factory.mktemp("airflow")
+    return migrated_home(tmp_path_factory.mktemp("airflow"))
+
+
+@pytest.fixture
+def fresh_airflow_home(tmp_path_factory) -> dict[str, str]:
+    """An AIRFLOW_HOME of its own: no Asset event, and no Asset of the same name with
+    another test's bucket in its URI (Airflow keeps one active Asset per name)."""
+    return migrated_home(tmp_path_factory.mktemp("airflow-fresh"))
+
+
+def migrated_home(home: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -88,13 +98,13 @@ def test_plants_ingest_stores_the_400_images_and_a_rerun_changes_nothing(
 
 
 def test_plants_train_trains_on_the_version_the_asset_event_names(
-    airflow_home, env, settings, s3_bucket, tmp_path
+    fresh_airflow_home, env, settings, s3_bucket, tmp_path
 ):
     # A real plants_ingest run publishes the version with its Asset event (the bucket is
     # this test's own, so is the Asset URI built from it, and so are its events).
     with db.connection(settings) as conn:
         db.init_db(conn)
-    dags_test(airflow_home, env, "plants_ingest")
+    dags_test(fresh_airflow_home, env, "plants_ingest")
     published = latest(s3_bucket)["dataset_version"]
     # agg/latest.json moving on afterwards must not change what the event asked for.
     from plantops_orchestration.storage import make_client, put_json
@@ -105,7 +115,7 @@ def test_plants_train_trains_on_the_version_the_asset_event_names(
     trainer.write_text(FAKE_TRAINER.format(record=record, reason=GATE_REASON))
     trainer.chmod(0o755)
 
-    dags_test(airflow_home, {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer)}, "plants_train")
+    dags_test(fresh_airflow_home, {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer)}, "plants_train")
 
     assert record.read_text().splitlines()[0] == f"train --dataset-version {published}"
 
@@ -122,7 +132,7 @@ GATE_REASON = "worse than the champion on the field check: champion right and ch
 
 
 def test_plants_train_runs_the_training_command_on_the_latest_dataset(
-    airflow_home, env, s3_bucket, tmp_path
+    fresh_airflow_home, env, s3_bucket, tmp_path
 ):
     # The real plantops-train needs torch and minutes; a small real script shows the
     # DAG resolves the version and runs the configured command with our settings.
@@ -143,7 +153,7 @@ def test_plants_train_runs_the_training_command_on_the_latest_dataset(
     trainer.chmod(0o755)
 
     result = dags_test(
-        airflow_home,
+        fresh_airflow_home,
         {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer), "PLANTOPS_TRAIN_ARGS": "--epochs 1"},
         "plants_train",
     )
