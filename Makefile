@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
-        split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
+        contracts split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
         validate images image-smoke load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -111,6 +111,12 @@ lint: setup ## ruff check and format check in every component
 
 typecheck: setup ## mypy on every component's src/
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C repos/$$c typecheck; done
+
+# ---------------------------------------------------------------- contracts
+
+contracts: ## Changed a contract? Regenerate the API's OpenAPI snapshot, refresh every vendored copy
+	@$(MAKE) --no-print-directory -C repos/inference-api contracts
+	@python3 scripts/contracts.py refresh
 
 # ---------------------------------------------------------------- multi-repo
 

@@ -42,60 +42,9 @@ BUDGET = Settings().image_budget  # the API's default budget
 
 def synthetic_cnn(folder: Path, labels=("dandelion", "grass")) -> Path:
     """Four stride-2 3x3 convolutions (32-64-128-256), global pool, a linear head."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from plantops_infra.testing import write_tiny_model
 
-    rng = np.random.default_rng(0)
-    nodes, inits, prev, channels = [], [], "image", 3
-    for i, out in enumerate((32, 64, 128, 256)):
-        w = (rng.standard_normal((out, channels, 3, 3)) * np.sqrt(2 / (channels * 9))).astype(
-            np.float32
-        )
-        inits += [
-            numpy_helper.from_array(w, f"w{i}"),
-            numpy_helper.from_array(np.zeros(out, np.float32), f"b{i}"),
-        ]
-        nodes += [
-            helper.make_node(
-                "Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], strides=[2, 2], pads=[1, 1, 1, 1]
-            ),
-            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
-        ]
-        prev, channels = f"r{i}", out
-    head = (rng.standard_normal((256, len(labels))) * 0.05).astype(np.float32)
-    inits += [
-        numpy_helper.from_array(head, "W"),
-        numpy_helper.from_array(np.zeros(len(labels), np.float32), "B"),
-    ]
-    nodes += [
-        helper.make_node("GlobalAveragePool", [prev], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
-        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "synthetic_cnn",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(labels)])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "model.onnx")
-    spec = {
-        "format_version": 1,
-        "input_name": "image",
-        "output_name": "logits",
-        "labels": list(labels),
-        "resize_shorter_side": 256,
-        "resample": "bilinear",
-        "crop_size": 224,
-        "mean": [0.5] * 3,
-        "std": [0.5] * 3,
-    }
-    (folder / "preprocessing.json").write_text(json.dumps(spec))
-    return folder
+    return write_tiny_model(folder, labels, "cnn")
 
 
 def load_images(count: int) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Small real ONNX models and their preprocessing.json, built without torch.
+"""The API tests' defaults for the one tiny-model builder (plantops_infra.testing).
 
 `mean_colour` models answer by the average colour of the crop (easy to reason about:
 a red image is "red"); `spatial` models multiply every input value by a fixed random
@@ -8,69 +8,13 @@ probabilities: they catch train/serve skew.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from plantops_infra.testing import tiny_model_spec, write_tiny_model
 
 COLOUR_LABELS = ("red", "green", "blue")
-
-
-def spec_dict(
-    labels: tuple[str, ...] | list[str],
-    resize_shorter_side: int = 40,
-    crop_size: int = 32,
-    resample: str = "bilinear",
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5),
-) -> dict:
-    return {
-        "format_version": 1,
-        "input_name": "image",
-        "output_name": "logits",
-        "labels": list(labels),
-        "resize_shorter_side": resize_shorter_side,
-        "resample": resample,
-        "crop_size": crop_size,
-        "mean": list(mean),
-        "std": list(std),
-    }
-
-
-def _graph_mean_colour(n_labels: int, scale: float) -> onnx.GraphProto:
-    weights = np.zeros((3, n_labels), dtype=np.float32)
-    for channel in range(3):
-        weights[channel, channel % n_labels] = scale
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
-        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
-    ]
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", n_labels])
-    inits = [
-        numpy_helper.from_array(weights, "W"),
-        numpy_helper.from_array(np.zeros(n_labels, dtype=np.float32), "B"),
-    ]
-    return helper.make_graph(nodes, "mean_colour", [image], [logits], inits)
-
-
-def _graph_spatial(n_labels: int, crop: int, seed: int) -> onnx.GraphProto:
-    rng = np.random.default_rng(seed)
-    weights = (rng.standard_normal((3 * crop * crop, n_labels)) * 0.02).astype(np.float32)
-    nodes = [
-        helper.make_node("Flatten", ["image"], ["features"], axis=1),
-        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
-    ]
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, crop, crop])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", n_labels])
-    inits = [
-        numpy_helper.from_array(weights, "W"),
-        numpy_helper.from_array(np.zeros(n_labels, dtype=np.float32), "B"),
-    ]
-    return helper.make_graph(nodes, "spatial", [image], [logits], inits)
+spec_dict = tiny_model_spec
 
 
 def write_model(
@@ -79,18 +23,7 @@ def write_model(
     kind: str = "mean_colour",
     seed: int = 0,
     scale: float = 4.0,
-    **spec_overrides,
+    **spec_overrides: Any,
 ) -> Path:
     """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = spec_dict(labels, **spec_overrides)
-    if kind == "mean_colour":
-        graph = _graph_mean_colour(len(labels), scale)
-    else:
-        graph = _graph_spatial(len(labels), spec["crop_size"], seed)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, folder / "model.onnx")
-    (folder / "preprocessing.json").write_text(json.dumps(spec, indent=2))
-    return folder
+    return write_tiny_model(folder, labels, kind, seed=seed, scale=scale, **spec_overrides)

@@ -5,8 +5,9 @@ Takes the `plants_data` rows not yet stored (and failed rows with attempts
 left), downloads and validates their images, stores them in S3 under `raw/` and
 `fmt/`, and writes a content-addressed dataset version under `agg/`. When the
 version is new, `agg/latest.json` moves to it and the Asset `plantops-dataset`
-gets an event, which schedules `plants_train`. Scheduled daily and on the Asset
-`plantops-retrain-request` (plants_monitor: drift found and accepted feedback waiting).
+gets an event carrying `{"dataset_version": ...}` in its extra, which schedules
+`plants_train`. Scheduled daily and on the Asset `plantops-retrain-request`
+(plants_monitor: drift found and accepted feedback waiting).
 
 Settings come from `PLANTOPS_*` variables (see repos/orchestration/README.md).
 The logic lives in `plantops_orchestration.ingest`; this file only wires tasks.
@@ -17,9 +18,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from plantops_orchestration.assets import DATASET, RETRAIN_REQUEST
+from plantops_orchestration.assets import EXTRA_KEY, dataset_asset, retrain_request_asset
+
+DATASET = dataset_asset()
+RETRAIN_REQUEST = retrain_request_asset()
 
 
 @dag(
@@ -70,6 +74,9 @@ def plants_ingest():
         if not publish_latest(get_settings(), dataset_version):
             # Skipped, so no Asset event: training does not rerun on unchanged data.
             raise AirflowSkipException(f"{dataset_version} is already the latest dataset")
+        # The event names its version: plants_train trains on it, not on whatever
+        # agg/latest.json says by the time it runs.
+        get_current_context()["outlet_events"][DATASET].extra = {EXTRA_KEY: dataset_version}
         return dataset_version
 
     publish_dataset(build_dataset(fetch_and_store(select_rows())))

@@ -23,7 +23,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from plantops_orchestration.assets import RETRAIN_REQUEST
+from plantops_orchestration.assets import retrain_request_asset
+
+RETRAIN_REQUEST = retrain_request_asset()
 
 
 @dag(

@@ -4,7 +4,8 @@
 Trains a model on the latest dataset version: scheduled on the Asset
 `plantops-dataset` (a new version from `plants_ingest`) and weekly.
 
-`resolve_dataset_version` reads `agg/latest.json`; `train` runs
+`resolve_dataset_version` takes the version named in the newest Asset event's extra
+(`agg/latest.json` only when Airflow holds no event); `train` runs
 `plantops-train train --dataset-version <version> PLANTOPS_TRAIN_ARGS` in the
 training environment, chosen by `PLANTOPS_TRAIN_LAUNCHER`:
 
@@ -14,6 +15,7 @@ training environment, chosen by `PLANTOPS_TRAIN_LAUNCHER`:
 - `kubernetes`: a `KubernetesPodOperator` runs the image in `PLANTOPS_TRAIN_K8S_NAMESPACE`
   with its environment from `PLANTOPS_TRAIN_K8S_CONFIG_MAP` and `PLANTOPS_TRAIN_K8S_SECRET`.
 
+Every launcher stops the training after `PLANTOPS_TRAIN_TIMEOUT_S`.
 Airflow's own environment never installs torch.
 """
 
@@ -22,10 +24,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from plantops_orchestration.assets import DATASET
+from plantops_orchestration.assets import dataset_asset
 from plantops_orchestration.config import get_training_settings
+from plantops_orchestration.launchers import execution_timeout
+
+DATASET = dataset_asset()
 
 
 @dag(
@@ -41,17 +46,28 @@ from plantops_orchestration.config import get_training_settings
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
 )
 def plants_train():
-    @task
+    @task(inlets=[DATASET])
     def resolve_dataset_version() -> str:
+        import logging
+
+        from plantops_orchestration.assets import version_from_events
         from plantops_orchestration.config import get_settings
         from plantops_orchestration.ingest import latest_version
 
+        # The version named by the newest Asset event (what plants_ingest published);
+        # agg/latest.json only when Airflow has none (a fresh metadata database).
+        events = get_current_context()["inlet_events"][DATASET]
+        version = version_from_events(events)
+        if version is not None:
+            logging.getLogger(__name__).info("dataset %s from the Asset event", version)
+            return version
         version = latest_version(get_settings())
         if version is None:
             raise RuntimeError("agg/latest.json is missing: run plants_ingest first")
+        logging.getLogger(__name__).info("dataset %s from agg/latest.json (no event)", version)
         return version
 
-    @task(execution_timeout=timedelta(hours=2))
+    @task(execution_timeout=execution_timeout(get_training_settings()))
     def train(dataset_version: str) -> dict:
         from plantops_orchestration.config import get_settings
         from plantops_orchestration.training import run_training

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import threading
 import urllib.error
@@ -10,13 +10,15 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from plantops_infra.testing import write_tiny_model as build_tiny_model
 
 WEBAPP_DIR = Path(__file__).resolve().parents[1]
 INFERENCE_API_DIR = WEBAPP_DIR.parent / "inference-api"
-IMAGES_DIR = WEBAPP_DIR.parents[2] / "shared" / "datasets" / "greenr-airflow" / "data"
+# PLANTOPS_IMAGES_DIR as everywhere else, else the shared folder beside the checkout.
+IMAGES_DIR = Path(
+    os.environ.get("PLANTOPS_IMAGES_DIR")
+    or WEBAPP_DIR.parents[2] / "shared" / "datasets" / "greenr-airflow" / "data"
+)
 
 # Three labels on purpose: nothing in the web app may assume two.
 LABELS = ["dandelion", "grass", "clover"]
@@ -25,40 +27,12 @@ TEST_SECRET_KEY = "webapp-test-secret-key-not-for-production"
 
 def write_tiny_model(folder: Path, labels: list[str] = LABELS) -> Path:
     """A real ONNX classifier on mean colour (yellow-ish: dandelion, green: grass), per the
-    model artifact contract: input `image` [N,3,H,W] float32, output `logits` [N,n_labels]."""
-    weights = np.zeros((3, len(labels)), dtype=np.float32)
-    weights[:, 0] = [4.0, 1.0, -4.0]  # red and little blue: yellow flowers
-    weights[:, 1] = [-3.0, 4.0, -1.0]  # green above red
-    bias = np.zeros(len(labels), dtype=np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["image"], ["colour"], axes=[2, 3], keepdims=0),
-            helper.make_node("MatMul", ["colour", "weights"], ["scores"]),
-            helper.make_node("Add", ["scores", "bias"], ["logits"]),
-        ],
-        "tiny-colour-classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(labels)])],
-        [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(bias, "bias")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "model.onnx")
-    spec = {
-        "format_version": 1,
-        "input_name": "image",
-        "output_name": "logits",
-        "labels": labels,
-        "resize_shorter_side": 72,
-        "resample": "bilinear",
-        "crop_size": 64,
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.5, 0.5, 0.5],
-    }
-    (folder / "preprocessing.json").write_text(json.dumps(spec, indent=2))
-    return folder
+    model artifact contract, from the one builder of plantops_infra.testing."""
+    weights = [[0.0] * len(labels) for _ in range(3)]
+    for channel, (dandelion, grass) in enumerate([(4.0, -3.0), (1.0, 4.0), (-4.0, -1.0)]):
+        # red and little blue: yellow flowers; green above red: grass
+        weights[channel][0], weights[channel][1] = dandelion, grass
+    return build_tiny_model(folder, labels, weights=weights, resize_shorter_side=72, crop_size=64)
 
 
 def photo(label: str = "dandelion", index: int = 0) -> Path:
@@ -74,20 +48,16 @@ def csrf_token_in(html: str) -> str:
     return match.group(1)
 
 
-# The table as the orchestration component creates it: its schema file, then its SQL
-# migrations in name order (the review columns come from 0001_feedback_review.sql). The
-# pipeline's own columns (status, sha256, ...) are not needed here.
-ORCHESTRATION_SQL = WEBAPP_DIR.parent / "orchestration" / "src" / "plantops_orchestration" / "sql"
+# The table as the orchestration's migrations leave it: its contract, vendored
+# (orchestration checks its file against a really migrated database).
+PLANTS_DATA_SQL = WEBAPP_DIR / "contracts" / "vendored" / "orchestration" / "plants_data.sql"
 ORIGIN = "http://testserver"  # the TestClient's site: every POST names it, as browsers do
 
 
 def plants_data_scripts() -> list[Path]:
-    schema = ORCHESTRATION_SQL / "01_schema.sql"
-    if not schema.is_file():
-        raise FileNotFoundError(
-            f"{schema} is missing: the web app's tests use the orchestration component's schema"
-        )
-    return [schema, *sorted((ORCHESTRATION_SQL / "migrations").glob("*.sql"))]
+    if not PLANTS_DATA_SQL.is_file():
+        raise FileNotFoundError(f"{PLANTS_DATA_SQL} is missing: run `make contracts`")
+    return [PLANTS_DATA_SQL]
 
 
 def sql_statements(script: str) -> list[str]:

@@ -37,6 +37,22 @@ def serve(
 
 
 @app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="Write here (default: stdout).")] = None,
+) -> None:
+    """The OpenAPI document the API serves at /openapi.json (contracts/openapi.json)."""
+    from plantops_inference_api.config import Settings
+    from plantops_inference_api.main import create_app
+
+    # The schema depends on no setting; defaults, so no environment leaks into it.
+    text = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+@app.command()
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Folder with model.onnx + preprocessing.json.")],
     images: Annotated[list[Path], typer.Argument(help="Image files.")],

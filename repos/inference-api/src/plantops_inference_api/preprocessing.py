@@ -31,10 +31,15 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from plantops_inference_api.contract_files import accepted_formats, preprocessing_problem
 from plantops_inference_api.errors import BadAspectRatio, ImageTooLarge, InvalidImage
 
-# Formats opened; everything else (PDF, HTML, EPS, SVG, ...) is refused.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Formats opened (contracts/image-formats.json); everything else (PDF, HTML, EPS, SVG,
+# ...) is refused.
+ACCEPTED_FORMATS = tuple(fmt["pillow"] for fmt in accepted_formats())
+ACCEPTED_NAMES = ", ".join(fmt["name"] for fmt in accepted_formats()[:-1]) + (
+    f" or {accepted_formats()[-1]['name']}"
+)
 
 RESAMPLE_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -73,8 +78,13 @@ class PreprocessingSpec(BaseModel):
     def read(cls, path: Path) -> PreprocessingSpec:
         """Read and validate a spec file; a ValueError says what is wrong with it."""
         try:
-            return cls.model_validate(json.loads(path.read_text()))
-        except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
+            document = json.loads(path.read_text())
+            # The writer's contract first (vendored from ml-training), then our own model.
+            problem = preprocessing_problem(document)
+            if problem is not None:
+                raise ValueError(f"it breaks preprocessing.schema.json at {problem}")
+            return cls.model_validate(document)
+        except (json.JSONDecodeError, ValidationError, UnicodeDecodeError, ValueError) as exc:
             raise ValueError(f"{path.name} is not a valid preprocessing spec: {exc}") from exc
 
 
@@ -97,7 +107,7 @@ class ImageBudget:
 def decode_image(data: bytes, budget: ImageBudget) -> Image.Image:
     """Bytes from a client to an RGB image with its EXIF orientation applied."""
     if not data:
-        raise InvalidImage("The file is empty. Send a JPEG, PNG, WebP, GIF, BMP or TIFF image.")
+        raise InvalidImage(f"The file is empty. Send a {ACCEPTED_NAMES} image.")
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below decides; Pillow's warning would only add noise.
@@ -106,9 +116,7 @@ def decode_image(data: bytes, budget: ImageBudget) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(too_many_pixels_message(budget.max_pixels)) from exc
     except Exception as exc:  # Pillow raises many types for unreadable input
-        raise InvalidImage(
-            "The file is not an image this API reads (JPEG, PNG, WebP, GIF, BMP or TIFF)."
-        ) from exc
+        raise InvalidImage(f"The file is not an image this API reads ({ACCEPTED_NAMES}).") from exc
     budget.check(*image.size)
     try:
         image.load()  # the first frame only: later frames are never read

@@ -19,6 +19,7 @@ from minio import Minio
 from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import ModelLoadError
 from plantops_inference_api.model import MODEL_FILE, SPEC_FILE, ModelSource
+from plantops_inference_api.s3_retry import s3_retry
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,8 @@ def _model_folder_uri(source: str, run: dict) -> str:
 def s3_client(settings: Settings) -> Minio:
     access = settings.s3_access_key.get_secret_value() if settings.s3_access_key else None
     secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
-    # Few quick retries: a load that fails is retried by the model manager anyway.
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5, read=60),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
-    )
+    # The one S3 retry policy; a load that still fails is retried by the model manager.
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=60), retries=s3_retry())
     return Minio(settings.s3_endpoint, access, secret, secure=settings.s3_secure, http_client=http)
 
 

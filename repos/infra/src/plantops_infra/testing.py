@@ -14,6 +14,9 @@ needs by name:
   database and S3 bucket.
 - `image_mirror` (session): a static HTTP server over the shared plant images.
 
+And the one builder of tiny real ONNX models (`write_tiny_model`, `tiny_model_spec`,
+from tiny_model.py) that every suite serving a model uses.
+
 No fixture ever uses the ports of a running `make up` stack (except the
 machine's own MariaDB, where each test gets its own database).
 """
@@ -39,6 +42,10 @@ from plantops_infra.servers import (
     start_mlflow,
     start_seaweedfs,
 )
+
+# Re-exported: the components' tests import the model builder from here.
+from plantops_infra.tiny_model import tiny_model_spec as tiny_model_spec
+from plantops_infra.tiny_model import write_tiny_model as write_tiny_model
 
 # Test-only credentials for throwaway servers bound to loopback.
 TEST_S3_ACCESS_KEY = "plantops-test"

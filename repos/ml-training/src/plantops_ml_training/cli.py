@@ -1,7 +1,8 @@
 """`plantops-train`: train, promote, roll back, list datasets, benchmark.
 
-Exit codes: 0 success; 2 bad input or an unreachable service (a one-line reason on
-stderr, nothing registered); 1 with `--require-promotion` when the gate kept the
+Exit codes: 0 success; 2 bad input, an unreachable service or an ONNX export that does
+not match the trained model (a one-line reason on stderr, no traceback, nothing
+registered); 1 with `--require-promotion` when the gate kept the
 current champion (the new version is still registered as `challenger`).
 """
 
@@ -70,6 +71,7 @@ def train_command(
     Prints one JSON line: run id, test accuracy, model version, gate decision.
     """
     from plantops_ml_training.dataset import DatasetError
+    from plantops_ml_training.export import ExportError
     from plantops_ml_training.pipeline import run_training
     from plantops_ml_training.registry import RegistryError
 
@@ -89,7 +91,9 @@ def train_command(
     try:
         recipe = load_config(config, overrides)
         result = run_training(get_settings(), recipe, dataset_version)
-    except (ConfigError, DatasetError, RegistryError) as exc:
+    # ExportError too: an ONNX file that does not match the trained model is a failed run
+    # (nothing registered), never exit 1, which means "the gate kept the champion".
+    except (ConfigError, DatasetError, RegistryError, ExportError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(result.summary()))
     if summary:
@@ -129,7 +133,7 @@ def rollback_command() -> None:
 def datasets_command() -> None:
     """List the dataset versions under agg/ in S3."""
     from plantops_ml_training.dataset import DatasetError, list_versions
-    from plantops_ml_training.pipeline import check_bucket, s3_client
+    from plantops_ml_training.storage import check_bucket, s3_client
 
     settings = get_settings()
     try:

@@ -23,9 +23,10 @@ from minio import Minio
 from minio.error import S3Error
 from PIL import Image
 
+from plantops_ml_training.contract_files import MANIFEST_SCHEMA, first_problem, manifest_columns
+
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ("key", "label", "split", "sha256")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MANIFEST_COLUMNS = manifest_columns()  # contracts/vendored/orchestration/manifest.schema.json
 
 
 class DatasetError(Exception):
@@ -93,10 +94,12 @@ def parse_manifest(text: str, version: str) -> Dataset:
         )
     examples = []
     for line, row in enumerate(reader, start=2):
-        if row["split"] not in SPLITS or not _SHA256.match(row["sha256"]) or not row["label"]:
+        # The orchestration's contract (vendored): the same rule its writer checks.
+        problem = first_problem(MANIFEST_SCHEMA, row, "manifest_row")
+        if problem is not None:
             raise DatasetError(
-                f"Manifest of dataset {version}, line {line}: bad row {row} "
-                f"(split must be one of {SPLITS}, sha256 64 lowercase hex digits)."
+                f"Manifest of dataset {version}, line {line}: bad row {row} ({problem}; "
+                f"split must be one of {SPLITS}, sha256 64 lowercase hex digits)."
             )
         examples.append(Example(row["key"], row["label"], row["split"], row["sha256"]))
     return Dataset(version, tuple(examples))

@@ -18,14 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import urllib3
-from minio import Minio
-from minio.error import S3Error
 from mlflow.tracking import MlflowClient
 
 from plantops_ml_training import registry
 from plantops_ml_training.config import EXPERIMENT_NAME, ConfigError, Settings, TrainConfig
-from plantops_ml_training.dataset import Dataset, DatasetError, Example, ImageCache, load_dataset
+from plantops_ml_training.dataset import Dataset, Example, ImageCache, load_dataset
 from plantops_ml_training.evaluate import Predictions, accuracy, classification_metrics
 from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
 from plantops_ml_training.field_check import (
@@ -47,6 +44,8 @@ from plantops_ml_training.plots import (
     plot_worst_mistakes,
 )
 from plantops_ml_training.preprocessing import PreprocessingSpec
+from plantops_ml_training.storage import check_bucket, s3_client
+from plantops_ml_training.tracking import use_plantops_s3_for_mlflow
 from plantops_ml_training.train import Item, TrainedModel, train
 
 log = logging.getLogger(__name__)
@@ -91,44 +90,6 @@ class TrainResult:
             *(f"| {name} | {value:.4f} |" for name, value in sorted(self.metrics.items())),
         ]
         return "\n".join(lines) + "\n"
-
-
-def s3_client(settings: Settings) -> Minio:
-    """A `minio` client that gives up after seconds, not minutes, when S3 is down."""
-    if not settings.s3_access_key or settings.s3_secret_key is None:
-        raise DatasetError("Set PLANTOPS_S3_ACCESS_KEY and PLANTOPS_S3_SECRET_KEY.")
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5, read=60),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
-    )
-    return Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=settings.s3_secure,
-        http_client=http,
-    )
-
-
-def check_bucket(client: Minio, settings: Settings) -> None:
-    try:
-        exists = client.bucket_exists(settings.s3_bucket)
-    except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise DatasetError(
-            f"S3 at {settings.s3_endpoint} cannot be used ({exc}). Start the stack "
-            "(`make up`) or check PLANTOPS_S3_ENDPOINT and the credentials."
-        ) from exc
-    if not exists:
-        raise DatasetError(f"S3 bucket {settings.s3_bucket!r} does not exist.")
-
-
-def use_plantops_s3_for_mlflow(settings: Settings) -> None:
-    """MLflow's client writes artifacts with boto3, which reads its own variables;
-    fill them from the PLANTOPS_* settings when the caller has not set them."""
-    os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_url)
-    if settings.s3_access_key and settings.s3_secret_key:
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", settings.s3_access_key)
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", settings.s3_secret_key.get_secret_value())
 
 
 def git_commit() -> str:

@@ -8,11 +8,13 @@ inference API (which implements the same spec from the JSON) sees no train/serve
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from plantops_ml_training.contract_files import PREPROCESSING_SCHEMA, first_problem
 
 FORMAT_VERSION = 1
 INPUT_NAME = "image"
@@ -47,8 +49,11 @@ class PreprocessingSpec:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.resample not in _RESAMPLE:
-            raise ValueError(f"resample must be one of {sorted(_RESAMPLE)}, got {self.resample!r}")
+        # As strict as the API's reader: contracts/preprocessing.schema.json, plus what a
+        # schema cannot say. A spec we could not serve is refused before it is written.
+        problem = first_problem(PREPROCESSING_SCHEMA, json.loads(self.to_json()))
+        if problem is not None:
+            raise ValueError(f"preprocessing spec breaks {PREPROCESSING_SCHEMA} at {problem}")
         if self.crop_size > self.resize_shorter_side:
             raise ValueError("crop_size must not exceed resize_shorter_side")
 
@@ -57,7 +62,15 @@ class PreprocessingSpec:
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessingSpec:
-        return cls(**json.loads(text))
+        document = json.loads(text)
+        problem = first_problem(PREPROCESSING_SCHEMA, document)
+        if problem is not None:
+            raise ValueError(f"preprocessing.json breaks {PREPROCESSING_SCHEMA} at {problem}")
+        # Properties added by later versions of the contract are allowed, and unknown here.
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in document.items() if k in known}
+        values["mean"], values["std"] = list(values["mean"]), list(values["std"])
+        return cls(**values)
 
     def write(self, path: Path) -> Path:
         path.write_text(self.to_json())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlflow.entities.model_registry import ModelVersion
@@ -152,15 +151,3 @@ def rollback(client: MlflowClient) -> str:
     client.set_registered_model_tag(REGISTERED_MODEL, HISTORY_TAG, json.dumps(history))
     client.set_model_version_tag(REGISTERED_MODEL, current.version, "rolled_back", "true")
     return previous
-
-
-def champion_accuracy(
-    client: MlflowClient, evaluate_run_model: Callable[[str], float]
-) -> tuple[ModelVersion | None, float | None]:
-    """The current champion and its accuracy on our test split (via `evaluate_run_model`)."""
-    current = champion(client)
-    if current is None:
-        return None, None
-    # register() always creates versions with run_id=..., so a champion has one.
-    assert current.run_id is not None
-    return current, evaluate_run_model(current.run_id)

@@ -41,15 +41,21 @@ def put_dataset(
         names = ["train"] * split.train + ["val"] * split.val + ["test"] * split.test
         for index, split_name in enumerate(names):
             body = (images / label / f"{index:08d}.jpg").read_bytes()
-            sha = hashlib.sha256(body).hexdigest()
-            key = f"fmt/{label}/{sha}.jpg"
-            client.put_object(bucket, key, io.BytesIO(body), len(body), "image/jpeg")
-            rows.append({"key": key, "label": label, "split": split_name, "sha256": sha})
+            row = manifest_row(label, split_name, body)
+            client.put_object(bucket, row["key"], io.BytesIO(body), len(body), "image/jpeg")
+            rows.append(row)
     put_manifest(client, bucket, version, rows)
     if publish:
         latest = json.dumps({"dataset_version": version}).encode()
         client.put_object(bucket, "agg/latest.json", io.BytesIO(latest), len(latest))
     return rows
+
+
+def manifest_row(label: str, split: str, body: bytes) -> dict[str, str]:
+    """One manifest row over these bytes, as ingestion writes it (the umbrella's
+    tests/test_contracts.py checks it against orchestration's manifest contract)."""
+    sha = hashlib.sha256(body).hexdigest()
+    return {"key": f"fmt/{label}/{sha}.jpg", "label": label, "split": split, "sha256": sha}
 
 
 def put_manifest(client: Minio, bucket: str, version: str, rows: list[dict[str, str]]) -> None:

@@ -70,11 +70,12 @@ def test_a_manifest_with_an_empty_split_is_refused(refused, s3_server, data_buck
 
 def test_an_fmt_object_that_is_not_an_image(refused, s3_server, data_bucket, images_dir):
     rows = put_dataset(s3_server.client(), data_bucket, "broken", images_dir, Split(2, 1, 1))
-    rows[0].update(key="fmt/dandelion/broken.jpg", sha256="f" * 64)
+    broken = "f" * 64  # a manifest row as the contract has it, over bytes that are no image
+    rows[0].update(key=f"fmt/dandelion/{broken}.jpg", sha256=broken)
     s3_server.client().put_object(data_bucket, rows[0]["key"], io.BytesIO(b"<html>"), 6)
     put_manifest(s3_server.client(), data_bucket, "broken", rows)
     output = refused(None, "--dataset-version", "broken")
-    assert "fmt/dandelion/broken.jpg is not a readable image" in output
+    assert f"fmt/dandelion/{broken}.jpg is not a readable image" in output
 
 
 def test_s3_unreachable(refused):

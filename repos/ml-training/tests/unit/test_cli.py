@@ -21,3 +21,21 @@ def test_bench_refuses_a_missing_folder(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--images", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "is not a folder" in result.output
+
+
+def test_an_onnx_export_that_does_not_match_exits_2_with_its_reason(monkeypatch):
+    """Exit 1 means "the gate kept the champion"; a failed export is a failed run (2).
+
+    A real torch/ONNX mismatch cannot be produced on demand, so run_training is replaced by
+    one that raises the error verify_onnx raises; the CLI's handling is what is tested.
+    """
+    from plantops_ml_training import export, pipeline
+
+    def mismatched_export(*args, **kwargs):
+        raise export.ExportError("ONNX logits differ from torch by 3.00e-02 (limit 1e-04)")
+
+    monkeypatch.setattr(pipeline, "run_training", mismatched_export)
+    result = CliRunner().invoke(app, ["train", "--require-promotion"])
+    assert result.exit_code == 2
+    assert "error: ONNX logits differ from torch" in result.output
+    assert "Traceback" not in result.output

@@ -60,9 +60,12 @@ def test_a_dataset_that_would_train_on_a_field_check_photo_is_refused(field_fold
 
 def test_no_field_check_photo_is_among_the_photos_training_manifests_are_built_from(images_dir):
     """The 400 greenr-airflow photos are what `make demo` ingests into every manifest."""
-    if not CHECKOUT_FIELD_CHECK_DIR.is_dir():
-        pytest.fail(f"The field-check photos are missing at {CHECKOUT_FIELD_CHECK_DIR}")
-    field = {e.sha256 for e in load_field_check(CHECKOUT_FIELD_CHECK_DIR).examples}
+    # The setting (PLANTOPS_FIELD_CHECK_DIR, else the folder beside the checkout), as
+    # training reads it: never a path of its own.
+    folder = Settings().field_check_dir
+    if folder is None or not folder.is_dir():
+        pytest.fail(f"The field-check photos are missing ({folder}); set PLANTOPS_FIELD_CHECK_DIR.")
+    field = {e.sha256 for e in load_field_check(folder).examples}
     training = {sha256_of(p) for p in images_dir.glob("*/*.jpg")}
     assert len(field) == 263 and len(training) == 400
     assert not field & training

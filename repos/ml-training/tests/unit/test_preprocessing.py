@@ -78,3 +78,29 @@ def test_greyscale_images_become_rgb():
 def test_crop_larger_than_resize_is_refused():
     with pytest.raises(ValueError, match="crop_size"):
         PreprocessingSpec(labels=["a", "b"], resize_shorter_side=100, crop_size=200)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"format_version": 2}, "format_version"),
+        ({"std": [0.5, 0.0, 0.5]}, "std/1"),
+        ({"labels": ["grass", "grass"]}, "labels"),
+        ({"labels": ["grass"]}, "labels"),
+        ({"resample": "area"}, "resample"),
+    ],
+)
+def test_a_spec_the_api_would_refuse_is_never_written(change, where):
+    """The writer is as strict as the reader: contracts/preprocessing.schema.json."""
+    values = {"labels": ["a", "b"], "resize_shorter_side": 256, "crop_size": 224, **change}
+    with pytest.raises(ValueError, match=rf"preprocessing\.schema\.json at {where}"):
+        PreprocessingSpec(**values)
+
+
+def test_a_spec_round_trips_and_later_optional_blocks_are_read_past():
+    written = json.loads(SPEC.to_json())
+    assert PreprocessingSpec.from_json(json.dumps(written)) == SPEC
+    later = {**written, "some_later_block": {"added": "later"}}  # a later optional property
+    assert PreprocessingSpec.from_json(json.dumps(later)) == SPEC
+    with pytest.raises(ValueError, match="format_version"):
+        PreprocessingSpec.from_json(json.dumps({**written, "format_version": 9}))

@@ -29,7 +29,12 @@ class TrainingSettings(BaseSettings):
     train_launcher: TrainLauncher = "subprocess"
     # Extra shell words appended after `train --dataset-version <version>` (every launcher).
     train_args: str = ""
+    # The one training deadline: Airflow's execution_timeout for every launcher, the
+    # subprocess watchdog, and the Kubernetes pod's active deadline.
     train_timeout_s: int = Field(default=3600, gt=0)
+    # Here, not in Settings: the DAG files build the Asset URI from it when parsed,
+    # without credentials.
+    s3_bucket: str = "plantops-data"
 
     # --- subprocess: the training CLI of the training environment (shell words)
     train_command: str = "../ml-training/.venv/bin/plantops-train"
@@ -72,7 +77,6 @@ class Settings(TrainingSettings):
     s3_access_key: str
     s3_secret_key: str
     s3_secure: bool = False
-    s3_bucket: str = "plantops-data"
 
     # --- Mirror: URLs starting with the prefix are fetched from the base URL (empty: no mirror)
     mirror_prefix: str = CANONICAL_PREFIX

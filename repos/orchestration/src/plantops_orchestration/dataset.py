@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from plantops_orchestration.contract_files import check_manifest_row, check_stats, manifest_columns
 from plantops_orchestration.layout import fmt_key
 
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ("key", "label", "split", "sha256")
+MANIFEST_COLUMNS = manifest_columns()  # contracts/manifest.schema.json
 
 
 def split_of(sha256: str, train: float, val: float) -> str:
@@ -67,6 +68,10 @@ def build_dataset(
     version = "ds-" + hashlib.sha256(manifest).hexdigest()[:12]
     stats = stats_of(version, rows, train, val)
     stats |= {"min_label_images": min_label_images, "held_back": held_back}
+    # Our own contract, checked before anything is stored: ml-training refuses the rest.
+    for row in rows:
+        check_manifest_row(dict(zip(MANIFEST_COLUMNS, row, strict=True)))
+    check_stats(stats)
     return Dataset(version, manifest, stats)
 
 

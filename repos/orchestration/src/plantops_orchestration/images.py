@@ -8,15 +8,12 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Pillow format name -> file extension of the raw/ object.
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "BMP": "bmp",
-    "TIFF": "tif",
-}
+from plantops_orchestration.contract_files import accepted_image_formats
+
+# Pillow format name -> file extension of the raw/ object: exactly the formats the
+# inference API opens (its contracts/image-formats.json, vendored), so nothing is ingested
+# that the served model could not be asked about, and nothing it reads is refused here.
+EXTENSIONS = {fmt["pillow"]: fmt["extension"] for fmt in accepted_image_formats()}
 
 
 class InvalidImage(ValueError):
@@ -49,7 +46,7 @@ def check_and_normalise(data: bytes, limits: ImageLimits) -> CheckedImage:
     if not data:
         raise InvalidImage("empty body")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=tuple(EXTENSIONS))
     except UnidentifiedImageError as error:
         raise InvalidImage(f"not an image ({_sniff(data)})") from error
     except Image.DecompressionBombError as error:
@@ -92,4 +89,8 @@ def _sniff(data: bytes) -> str:
         return "an HTML page"
     if head.startswith((b"{", b"[")):
         return "JSON"
-    return f"{len(data)} bytes of unknown format"
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # header only: name what it is
+            return f"{image.format}; accepted: {', '.join(EXTENSIONS)}"
+    except Exception:  # Pillow raises many types for unreadable input
+        return f"{len(data)} bytes of unknown format"

@@ -12,6 +12,7 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from plantops_orchestration.config import Settings
+from plantops_orchestration.s3_retry import s3_retry
 
 
 class StorageError(RuntimeError):
@@ -26,7 +27,7 @@ def make_client(settings: Settings) -> Minio:
     http = urllib3.PoolManager(
         maxsize=max(10, settings.download_concurrency),
         timeout=urllib3.Timeout(connect=5, read=60),
-        retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        retries=s3_retry(),
     )
     return Minio(
         settings.s3_endpoint,

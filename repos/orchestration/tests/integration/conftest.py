@@ -222,7 +222,17 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory) -> dict[str, str]:
     """A throwaway AIRFLOW_HOME with its SQLite database migrated once per session."""
-    home = tmp_path_factory.mktemp("airflow")
+    return migrated_home(tmp_path_factory.mktemp("airflow"))
+
+
+@pytest.fixture
+def fresh_airflow_home(tmp_path_factory) -> dict[str, str]:
+    """An AIRFLOW_HOME of its own: no Asset event, and no Asset of the same name with
+    another test's bucket in its URI (Airflow keeps one active Asset per name)."""
+    return migrated_home(tmp_path_factory.mktemp("airflow-fresh"))
+
+
+def migrated_home(home: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),

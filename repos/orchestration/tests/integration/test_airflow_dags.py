@@ -53,6 +53,29 @@ def test_plants_ingest_stores_the_400_images_and_a_rerun_changes_nothing(
     assert latest(s3_bucket)["dataset_version"] == version
 
 
+def test_plants_train_trains_on_the_version_the_asset_event_names(
+    fresh_airflow_home, env, settings, s3_bucket, tmp_path
+):
+    # A real plants_ingest run publishes the version with its Asset event (the bucket is
+    # this test's own, so is the Asset URI built from it, and so are its events).
+    with db.connection(settings) as conn:
+        db.init_db(conn)
+    dags_test(fresh_airflow_home, env, "plants_ingest")
+    published = latest(s3_bucket)["dataset_version"]
+    # agg/latest.json moving on afterwards must not change what the event asked for.
+    from plantops_orchestration.storage import make_client, put_json
+
+    put_json(make_client(settings), s3_bucket.name, "agg/latest.json", {"dataset_version": "x"})
+    record = tmp_path / "called.txt"
+    trainer = tmp_path / "fake-train"
+    trainer.write_text(FAKE_TRAINER.format(record=record, reason=GATE_REASON))
+    trainer.chmod(0o755)
+
+    dags_test(fresh_airflow_home, {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer)}, "plants_train")
+
+    assert record.read_text().splitlines()[0] == f"train --dataset-version {published}"
+
+
 FAKE_TRAINER = """#!/bin/sh
 # Stands in for plantops-train (torch is never installed beside Airflow):
 # records how it was called and which S3 bucket it was told about.
@@ -65,10 +88,12 @@ GATE_REASON = "worse than the champion on the field check: champion right and ch
 
 
 def test_plants_train_runs_the_training_command_on_the_latest_dataset(
-    airflow_home, env, s3_bucket, tmp_path
+    fresh_airflow_home, env, s3_bucket, tmp_path
 ):
     # The real plantops-train needs torch and minutes; a small real script shows the
     # DAG resolves the version and runs the configured command with our settings.
+    # No Asset event exists for this test's bucket (a cron run on a fresh Airflow
+    # database): the version comes from agg/latest.json.
     from plantops_orchestration.config import get_settings
     from plantops_orchestration.storage import make_client, put_json
 
@@ -84,7 +109,7 @@ def test_plants_train_runs_the_training_command_on_the_latest_dataset(
     trainer.chmod(0o755)
 
     result = dags_test(
-        airflow_home,
+        fresh_airflow_home,
         {**env, "PLANTOPS_TRAIN_COMMAND": str(trainer), "PLANTOPS_TRAIN_ARGS": "--epochs 1"},
         "plants_train",
     )

@@ -189,14 +189,14 @@ def test_records_of_another_model_version_are_not_compared(monitor, stand_in):
 
 
 def test_plants_monitor_reports_an_ordinary_stream_and_retrains_on_a_shifted_one(
-    airflow_home, monitor, stand_in, mlflow_server
+    fresh_airflow_home, monitor, stand_in, mlflow_server
 ):
     model, _, ordinary, others = stand_in
     settings = monitor["settings"]
 
     # 1. The other 200 canonical photos: what the champion was trained for.
     log_predictions(monitor, model, ordinary)
-    dags_test(airflow_home, monitor["env"], "plants_monitor")
+    dags_test(fresh_airflow_home, monitor["env"], "plants_monitor")
     report = latest_report(monitor)
     assert (report["status"], report["drift"], report["retrain"]) == ("no_drift", False, False)
     assert report["records"] == 200
@@ -205,7 +205,7 @@ def test_plants_monitor_reports_an_ordinary_stream_and_retrains_on_a_shifted_one
         "ood_rate", "novelty_ks", "label_psi", "confidence_ks"
     }  # fmt: skip
     assert checks["ood_rate"]["reference_false_alarm_rate"] == pytest.approx(0.02)
-    assert retrain_events(airflow_home) == 0
+    assert retrain_events(fresh_airflow_home) == 0
 
     # The report's plot, and the MLflow run with its metrics and artifacts.
     stamp_folder = report["report_key"].rsplit("/", 1)[0]
@@ -228,19 +228,19 @@ def test_plants_monitor_reports_an_ordinary_stream_and_retrains_on_a_shifted_one
 
     # 2. Other plants, no reviewed feedback yet: drift, reported only.
     log_predictions(monitor, model, others)
-    dags_test(airflow_home, monitor["env"], "plants_monitor")
+    dags_test(fresh_airflow_home, monitor["env"], "plants_monitor")
     report = latest_report(monitor)
     assert report["records"] == 160  # only what was logged since the previous run
     assert (report["status"], report["drift"], report["retrain"]) == ("drift", True, False)
     assert {"ood_rate", "novelty_ks"} <= set(report["drifted_checks"])
     assert report["accepted_feedback_since_champion"] == 0
-    assert retrain_events(airflow_home) == 0
+    assert retrain_events(fresh_airflow_home) == 0
 
     # 3. Other plants again, and two items a reviewer accepted: retraining is asked for.
     accept_feedback(settings, 2)
     log_predictions(monitor, model, others)
-    result = dags_test(airflow_home, monitor["env"], "plants_monitor")
+    result = dags_test(fresh_airflow_home, monitor["env"], "plants_monitor")
     report = latest_report(monitor)
     assert (report["drift"], report["retrain"]) == (True, True)
     assert report["accepted_feedback_since_champion"] == 2
-    assert retrain_events(airflow_home) == 1, result.stdout[-2000:]
+    assert retrain_events(fresh_airflow_home) == 1, result.stdout[-2000:]

@@ -52,6 +52,42 @@ def test_monitor_runs_hourly_and_its_retrain_request_schedules_ingestion(dagbag)
     assert asset.name == "plantops-retrain-request"
     ingest = repr(dagbag.dags["plants_ingest"].timetable)
     assert "plantops-retrain-request" in ingest and "0 0 * * *" in ingest
+def test_the_asset_uri_follows_the_bucket_setting_in_both_dags(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from plantops_orchestration.config import get_training_settings
+
+    monkeypatch.setenv("PLANTOPS_S3_BUCKET", "another-bucket")
+    get_training_settings.cache_clear()
+    try:
+        bag = DagBag(dag_folder=str(DAGS))
+    finally:
+        get_training_settings.cache_clear()
+    (asset,) = bag.dags["plants_ingest"].get_task("publish_dataset").outlets
+    assert asset.uri == "s3://another-bucket/agg/latest.json"
+    (inlet,) = bag.dags["plants_train"].get_task("resolve_dataset_version").inlets
+    assert inlet == asset
+    assert "s3://another-bucket/agg/latest.json" in repr(bag.dags["plants_train"].timetable)
+
+
+def test_the_version_comes_from_the_newest_event_that_names_one():
+    from types import SimpleNamespace
+
+    from plantops_orchestration.assets import version_from_events
+
+    events = [
+        SimpleNamespace(extra={"dataset_version": "ds-old"}),
+        SimpleNamespace(extra={"dataset_version": "ds-new"}),
+        SimpleNamespace(extra={}),  # an event raised by hand, without the version
+    ]
+    assert version_from_events(events) == "ds-new"
+    assert version_from_events([]) is None
+
+
+def test_the_subprocess_launcher_stops_at_the_training_timeout_setting(monkeypatch):
+    # docker and kubernetes: test_launchers.py; all three read PLANTOPS_TRAIN_TIMEOUT_S.
+    train = parse_plants_train(monkeypatch, PLANTOPS_TRAIN_TIMEOUT_S="1234")
+    assert train.execution_timeout.total_seconds() == 1234
 
 
 TEMPLATED_VERSION = "{{ ti.xcom_pull(task_ids='resolve_dataset_version') }}"

@@ -26,6 +26,7 @@ from mysql.connector import errorcode
 
 from plantops_webapp.config import Settings
 from plantops_webapp.pending import PendingUpload
+from plantops_webapp.s3_retry import s3_retry
 
 FEEDBACK_PREFIX = "feedback/"
 
@@ -86,7 +87,7 @@ class FeedbackStore:
             # Fail within seconds, not minutes: the user is waiting on the page.
             http_client=urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=3, read=15),
-                retries=urllib3.Retry(total=2, backoff_factor=0.2),
+                retries=s3_retry(),
             ),
         )
 

@@ -5,8 +5,11 @@ and refuse from the header the images the inference API would refuse for their s
 from __future__ import annotations
 
 import io
+import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -18,23 +21,42 @@ class ImageFormat:
     media_type: str
 
 
-JPEG = ImageFormat("JPEG", "jpg", "image/jpeg")
-PNG = ImageFormat("PNG", "png", "image/png")
-WEBP = ImageFormat("WebP", "webp", "image/webp")
-GIF = ImageFormat("GIF", "gif", "image/gif")
-ACCEPTED_FORMATS = (JPEG, PNG, WEBP, GIF)
+# How each format the inference API opens starts (its Pillow name): every format of the
+# API's contract that browsers show must have one here, or the import fails.
+MAGIC: dict[str, Callable[[bytes], bool]] = {
+    "JPEG": lambda data: data.startswith(b"\xff\xd8\xff"),
+    "PNG": lambda data: data.startswith(b"\x89PNG\r\n\x1a\n"),
+    "WEBP": lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+    "GIF": lambda data: data[:6] in (b"GIF87a", b"GIF89a"),
+}
+
+
+def _from_contract() -> dict[str, ImageFormat]:
+    """The API's formats that browsers show (contracts/vendored/inference-api/image-formats.json):
+    the result and review pages show the photo back."""
+    path = Path(__file__).resolve().parent / "contracts/vendored/inference-api/image-formats.json"
+    formats = json.loads(path.read_text())["formats"]
+    return {
+        fmt["pillow"]: ImageFormat(fmt["name"], fmt["extension"], fmt["media_type"])
+        for fmt in formats
+        if fmt["shown_by_browsers"]
+    }
+
+
+_ACCEPTED = _from_contract()
+_UNSNIFFED = sorted(set(_ACCEPTED) - set(MAGIC))
+if _UNSNIFFED:
+    raise RuntimeError(f"no magic number for the API's format(s) {_UNSNIFFED}: add them to MAGIC")
+JPEG, PNG, WEBP, GIF = (_ACCEPTED[name] for name in ("JPEG", "PNG", "WEBP", "GIF"))
+ACCEPTED_FORMATS = tuple(_ACCEPTED.values())
+PILLOW_FORMATS = tuple(_ACCEPTED)
 
 
 def sniff(data: bytes) -> ImageFormat | None:
     """The format `data` is in, from its magic number; None for anything else."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return JPEG
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return WEBP
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return GIF
+    for name, fmt in _ACCEPTED.items():
+        if MAGIC[name](data):
+            return fmt
     return None
 
 
@@ -97,7 +119,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=("JPEG", "PNG", "WEBP", "GIF")) as image:
+            with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
                 return image.size
     except Image.DecompressionBombError:
         raise

@@ -1,4 +1,8 @@
-"""The inference API's answers, as far as the web app relies on them (see its OpenAPI)."""
+"""The inference API's answers, as far as the web app relies on them.
+
+tests/unit/test_contracts.py checks them against the API's OpenAPI (vendored in
+`contracts/vendored/inference-api/openapi.json`).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ class ModelRef(BaseModel):
 
     name: str
     version: str
-    alias: str | None = None
+    alias: str  # the API always names the alias it serves (its ModelRef)
 
 
 class Prediction(BaseModel):
@@ -65,21 +69,21 @@ class NoveltyInfo(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """`GET /v1/model`: the served model. Fields beyond name and version are optional so an
-    older API still gives a page; fields not listed here (the artifact location, the
+    """`GET /v1/model`: the served model. Fields beyond name, version and alias are optional so
+    an older API still gives a page; fields not listed here (the artifact location, the
     preprocessing spec) are not shown to users."""
 
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
     name: str
     version: str
-    alias: str | None = None
+    alias: str
     run_id: str | None = None
     dataset_version: str | None = None
     test_accuracy: float | None = None
     labels: list[str] = []
     input_size: list[int] = []
-    # When the training run started; shown when the API provides it.
+    # When the training run ended (the API's `trained_at`); shown when the API provides it.
     trained_at: datetime | None = None
     loaded_at: datetime | None = None
     # Null (or absent, from an older API) for a model without a novelty reference.

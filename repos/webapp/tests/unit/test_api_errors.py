@@ -32,7 +32,7 @@ def test_labels_are_ranked_from_most_to_least_probable():
         label="b",
         confidence=0.5,
         probabilities={"a": 0.2, "b": 0.5, "c": 0.3},
-        model={"name": "m", "version": "3"},
+        model={"name": "m", "version": "3", "alias": "champion"},
     )
     assert [label for label, _ in prediction.ranked()] == ["b", "c", "a"]
 

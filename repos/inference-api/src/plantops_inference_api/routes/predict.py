@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
+from plantops_inference_api.contract_files import accepted_formats
 from plantops_inference_api.deps import AdmissionDep, ModelDep, PredictorDep, SettingsDep
 from plantops_inference_api.errors import ClientError, TooManyFiles
+from plantops_inference_api.preprocessing import ACCEPTED_NAMES
 from plantops_inference_api.schemas import BatchItem, BatchResponse, ErrorResponse, Prediction
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -25,9 +27,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/predict", response_model=Prediction, responses=ERRORS)
+# contracts/image-formats.json, in the OpenAPI too: consumers read the formats from it.
+FORMATS_EXTRA = {"x-accepted-formats": accepted_formats()}
+
+
+@router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=FORMATS_EXTRA)
 async def predict(
-    file: Annotated[UploadFile, File(description="One image (JPEG, PNG, WebP, GIF, BMP, TIFF).")],
+    file: Annotated[UploadFile, File(description=f"One image ({ACCEPTED_NAMES}).")],
     model: ModelDep,
     predictor: PredictorDep,
     admission: AdmissionDep,
@@ -42,7 +48,9 @@ async def predict(
         return await predictor.predict(file, model)
 
 
-@router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
+@router.post(
+    "/predict/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=FORMATS_EXTRA
+)
 async def predict_batch(
     files: Annotated[list[UploadFile], File(description="Up to PLANTOPS_MAX_BATCH_SIZE images.")],
     model: ModelDep,
