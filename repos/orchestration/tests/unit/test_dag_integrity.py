@@ -52,6 +52,8 @@ def test_monitor_runs_hourly_and_its_retrain_request_schedules_ingestion(dagbag)
     assert asset.name == "plantops-retrain-request"
     ingest = repr(dagbag.dags["plants_ingest"].timetable)
     assert "plantops-retrain-request" in ingest and "0 0 * * *" in ingest
+
+
 def test_the_asset_uri_follows_the_bucket_setting_in_both_dags(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.unit
 COMPONENT = Path(__file__).resolve().parents[2]
 VENDORED = COMPONENT / "contracts" / "vendored"
 
+
 def test_the_fields_read_are_the_contract_fields():
     schema = json.loads((VENDORED / "inference-api/prediction-log.schema.json").read_text())
     assert set(monitoring.RECORD_FIELDS) == set(schema["required"])
