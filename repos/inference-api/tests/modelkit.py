@@ -39,7 +39,7 @@ def spec_dict(
     }
 
 
-def _graph_mean_colour(n_labels: int, scale: float) -> onnx.GraphProto:
+def _graph_mean_colour(n_labels: int, scale: float, embedding: bool = False) -> onnx.GraphProto:
     weights = np.zeros((3, n_labels), dtype=np.float32)
     for channel in range(3):
         weights[channel, channel % n_labels] = scale
@@ -54,7 +54,34 @@ def _graph_mean_colour(n_labels: int, scale: float) -> onnx.GraphProto:
         numpy_helper.from_array(weights, "W"),
         numpy_helper.from_array(np.zeros(n_labels, dtype=np.float32), "B"),
     ]
-    return helper.make_graph(nodes, "mean_colour", [image], [logits], inits)
+    outputs = [logits]
+    if embedding:  # the pooled features, like the real model's second output
+        nodes.append(helper.make_node("Identity", ["features"], ["embedding"]))
+        outputs.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]))
+    return helper.make_graph(nodes, "mean_colour", [image], outputs, inits)
+
+
+def write_novelty(folder: Path, spec: dict, threshold: float = 0.5) -> None:
+    """A novelty reference for a mean-colour model: the training "photos" are the pure
+    colours of its labels (normalised pixels: +1 in the label's channel, -1 elsewhere),
+    so a pure red image scores 0 and a grey one 1 (cosine 0 after centring)."""
+    n = len(spec["labels"])
+    bank = -np.ones((n, 3), dtype=np.float32)
+    for i in range(n):
+        bank[i, i % 3] = 1.0
+    mean = bank.mean(axis=0)
+    centred = bank - mean
+    unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    np.savez(folder / "novelty.npz", mean=mean, bank=unit.astype(np.float16), k=np.int64(1))
+    spec["embedding_name"] = "embedding"
+    spec["novelty"] = {
+        "method": "knn_cosine",
+        "params_file": "novelty.npz",
+        "k": 1,
+        "threshold": threshold,
+        "false_alarm_rate": 0.02,
+        "target_false_alarm_rate": 0.02,
+    }
 
 
 def _graph_spatial(n_labels: int, crop: int, seed: int) -> onnx.GraphProto:
@@ -79,13 +106,18 @@ def write_model(
     kind: str = "mean_colour",
     seed: int = 0,
     scale: float = 4.0,
+    novelty: bool = False,
     **spec_overrides,
 ) -> Path:
-    """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it."""
+    """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it;
+    `novelty`: a mean-colour model with an `embedding` output and `novelty.npz`
+    (write_novelty)."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = spec_dict(labels, **spec_overrides)
+    if novelty:
+        write_novelty(folder, spec)
     if kind == "mean_colour":
-        graph = _graph_mean_colour(len(labels), scale)
+        graph = _graph_mean_colour(len(labels), scale, embedding=novelty)
     else:
         graph = _graph_spatial(len(labels), spec["crop_size"], seed)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

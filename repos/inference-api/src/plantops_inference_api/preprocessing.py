@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plantops_inference_api.errors import BadAspectRatio, ImageTooLarge, InvalidImage
+from plantops_inference_api.novelty import NoveltySpec
 
 # Formats opened; everything else (PDF, HTML, EPS, SVG, ...) is refused.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -58,6 +59,10 @@ class PreprocessingSpec(BaseModel):
     crop_size: int = Field(gt=0)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # A second graph output (the pooled features) and how the novelty score is computed
+    # from it (novelty.py); both absent for a model exported without a novelty reference.
+    embedding_name: str | None = Field(default=None, min_length=1)
+    novelty: NoveltySpec | None = None
 
     @model_validator(mode="after")
     def consistent(self) -> PreprocessingSpec:
@@ -67,6 +72,8 @@ class PreprocessingSpec(BaseModel):
             raise ValueError("labels must be unique")
         if any(s <= 0 for s in self.std):
             raise ValueError("std must be positive")
+        if (self.novelty is None) != (self.embedding_name is None):
+            raise ValueError("novelty and embedding_name go together: both or neither")
         return self
 
     @classmethod
