@@ -3,7 +3,8 @@
 What a prediction pays for novelty is numpy's `knn_cosine` on one embedding (the
 embedding itself is an output of the same onnxruntime run, which computes it anyway for
 the logits). `--model-path DIR` times the real model's `novelty.npz`; by default a bank
-of the default recipe's size (2,240 training views x 2,560 features, random unit rows).
+of the default recipe's size (280 training photos x 2 views = 560 rows x 2,560
+features, random unit rows; `--rows` for another size).
 One thread, as in a busy server where onnxruntime holds the others.
 """
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-path", type=Path)
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=560, help="synthetic bank rows")
     args = parser.parse_args()
     if args.model_path:
         spec = PreprocessingSpec.read(args.model_path / "preprocessing.json")
@@ -44,7 +46,7 @@ def main() -> None:
             raise SystemExit(f"{args.model_path} has no novelty reference")
         scorer, source = load_scorer(args.model_path, spec.novelty), str(args.model_path)
     else:
-        scorer, source = synthetic_scorer(), "synthetic bank"
+        scorer, source = synthetic_scorer(args.rows), "synthetic bank"
     rng = np.random.default_rng(1)
     embedding = np.abs(rng.standard_normal((1, scorer.embedding_size))).astype(np.float32)
     samples = []

@@ -150,6 +150,9 @@ class TrainConfig(BaseModel):
     # nearest training view the score measures the distance to.
     novelty_false_alarm_rate: float = Field(0.02, gt=0, lt=0.5)
     novelty_k: int = Field(1, ge=1)
+    # Views of each training photo in the bank (the serving crop, its mirror, then the
+    # random crops): the API's time per prediction grows with the bank.
+    novelty_bank_views: int = Field(2, ge=1)
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:

@@ -99,9 +99,9 @@ class Embeddings:
 
 
 def _cache_key(config: TrainConfig, paths: list[Path]) -> str:
-    text = json.dumps(
-        [config.flat_params(), [str(p) for p in paths], GENERATED_PER_FAMILY, QUERY_CROPS]
-    )
+    # The novelty fields do not change the embeddings: they are left out of the key.
+    params = {k: v for k, v in config.flat_params().items() if not k.startswith("novelty_")}
+    text = json.dumps([params, [str(p) for p in paths], GENERATED_PER_FAMILY, QUERY_CROPS])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -266,11 +266,13 @@ def _combined(*fitters):
 
     def fit(data: FitData) -> Score:
         parts = []
-        served = np.stack([v[0] for v in data.views])
+        # Each part's scale from photos it was not fitted on (even photos fit, odd ones
+        # scored): scored on its own training photos a kNN distance is ~0 for all.
+        even = FitData(data.views[::2], data.labels[::2], data.head, data.hidden, data.outliers)
+        odd = np.stack([v[0] for v in data.views[1::2]])
         for fitter in fitters:
-            s = fitter(data)
-            reference = s(served)
-            parts.append((s, reference.mean(), reference.std() + 1e-9))
+            reference = fitter(even)(odd)
+            parts.append((fitter(data), reference.mean(), reference.std() + 1e-9))
         return lambda x: np.sum([(s(x) - m) / sd for s, m, sd in parts], axis=0)
 
     return fit
@@ -308,6 +310,16 @@ METHODS: dict[str, tuple[Callable[[FitData], Score], bool, int]] = {
     "knn1_cosine_head_hidden": (_knn_hidden(1), True, 1),
     "knn1_views+pca64_residual": (_combined(_knn(1, True), _pca_residual(64)), False, 1),
     "knn1_views+energy": (_combined(_knn(1, True), _from_head("energy")), True, 1),
+    "knn1_uncentred+outlier_exposure": (
+        _combined(_knn(1, True, centred=False), _outlier_exposure),
+        False,
+        1,
+    ),
+    "knn1_uncentred+max_softmax": (
+        _combined(_knn(1, True, centred=False), _from_head("msp")),
+        True,
+        1,
+    ),
     "outlier_exposure_gradients": (_outlier_exposure, False, 1),
     "knn1_views+outlier_exposure": (_combined(_knn(1, True), _outlier_exposure), False, 1),
 }

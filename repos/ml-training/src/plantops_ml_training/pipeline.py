@@ -189,8 +189,9 @@ def fit_model_novelty(
     model, exactly as the API will score a photo."""
     train_paths = [i.path for i in items if not i.is_valid]
     val_paths = [i.path for i in items if i.is_valid]
+    keep = trained.config.novelty_bank_views
     if all((str(p), True) in views for p in train_paths):
-        train_views = [views[(str(p), True)].numpy() for p in train_paths]
+        train_views = [views[(str(p), True)].numpy()[:keep] for p in train_paths]
     else:
         _, served = onnx_outputs(onnx_path, spec, train_paths)
         assert served is not None  # spec.embedding_name is set
