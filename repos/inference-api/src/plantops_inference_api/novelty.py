@@ -3,8 +3,9 @@
 A model exported with a novelty reference has a second ONNX output (`embedding_name`,
 the pooled features), a `novelty` block in `preprocessing.json` and a parameters file
 beside `model.onnx` (docs/architecture.md, "Model artifacts"). The one method written
-there, `knn_cosine`: centre the embedding on the training mean, normalise it, and
-score `1 - ` its cosine similarity to the k-th most similar training view in the bank.
+there, `knn_cosine`: subtract `mean` from the embedding (zeros for models trained with
+the default: the plain cosine), normalise it, and score `1 - ` its cosine similarity to
+the k-th most similar training view in the bank.
 A photo is out of distribution when its score is above the model's threshold, which
 training chose on its training and validation photos for a stated false-alarm rate.
 
