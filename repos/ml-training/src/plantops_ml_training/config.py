@@ -149,7 +149,7 @@ class TrainConfig(BaseModel):
     # threshold may flag (chosen on training and validation photos only), and which
     # nearest training view the score measures the distance to.
     novelty_false_alarm_rate: float = Field(0.02, gt=0, lt=0.5)
-    novelty_k: int = Field(1, ge=1)
+    novelty_k: int = Field(5, ge=1)
     # Views of each training photo in the bank (the serving crop, its mirror, then the
     # random crops): the API's time per prediction grows with the bank.
     novelty_bank_views: int = Field(2, ge=1)

@@ -169,14 +169,10 @@ Score = Callable[[np.ndarray], np.ndarray]  # [N, D] -> [N]
 ALL = slice(None)
 
 
-def _knn(k: int, views: bool, centred: bool = True, part: slice = ALL):
+def _knn(k: int, views: bool, centred: bool = False, part: slice = ALL):
     def fit(data: FitData) -> Score:
         rows = [v[:, part] for v in data.views] if views else [v[:1, part] for v in data.views]
-        bank = np.concatenate(rows)
-        score = KnnCosine.fit(bank, k)
-        if not centred:  # the plain cosine of the (all-positive) pooled features
-            unit = bank / np.linalg.norm(bank, axis=1, keepdims=True)
-            score = KnnCosine(np.zeros(bank.shape[1], np.float32), unit.astype(np.float16), k)
+        score = KnnCosine.fit(np.concatenate(rows), k, centred)
         return lambda x: score.scores(x[:, part])
 
     return fit
@@ -298,9 +294,16 @@ METHODS: dict[str, tuple[Callable[[FitData], Score], bool, int]] = {
     "knn1_cosine_views": (_knn(1, views=True), False, 1),
     "knn5_cosine_views": (_knn(5, views=True), False, 1),
     "knn1_cosine_serving_crop_only": (_knn(1, views=False), False, 1),
-    "knn1_cosine_views_uncentred": (_knn(1, views=True, centred=False), False, 1),
     "knn1_cosine_views_avgpool_only": (_knn(1, views=True, part=slice(1280, None)), False, 1),
     "knn1_cosine_views_5crops_mean": (_knn(1, views=True), False, 5),
+    "knn1_cosine_views_centred": (_knn(1, views=True, centred=True), False, 1),
+    "knn5_cosine_views_centred": (_knn(5, views=True, centred=True), False, 1),
+    "knn1_cosine_serving_crop_only_centred": (_knn(1, views=False, centred=True), False, 1),
+    "knn1_cosine_views_avgpool_only_centred": (
+        _knn(1, views=True, centred=True, part=slice(1280, None)),
+        False,
+        1,
+    ),
     "pca64_residual": (_pca_residual(64), False, 1),
     "mahalanobis_pca64": (_mahalanobis(64, per_class=False), False, 1),
     "class_mahalanobis_pca64": (_mahalanobis(64, per_class=True), False, 1),
@@ -310,16 +313,7 @@ METHODS: dict[str, tuple[Callable[[FitData], Score], bool, int]] = {
     "knn1_cosine_head_hidden": (_knn_hidden(1), True, 1),
     "knn1_views+pca64_residual": (_combined(_knn(1, True), _pca_residual(64)), False, 1),
     "knn1_views+energy": (_combined(_knn(1, True), _from_head("energy")), True, 1),
-    "knn1_uncentred+outlier_exposure": (
-        _combined(_knn(1, True, centred=False), _outlier_exposure),
-        False,
-        1,
-    ),
-    "knn1_uncentred+max_softmax": (
-        _combined(_knn(1, True, centred=False), _from_head("msp")),
-        True,
-        1,
-    ),
+    "knn1_views+max_softmax": (_combined(_knn(1, True), _from_head("msp")), True, 1),
     "outlier_exposure_gradients": (_outlier_exposure, False, 1),
     "knn1_views+outlier_exposure": (_combined(_knn(1, True), _outlier_exposure), False, 1),
 }
