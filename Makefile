@@ -15,7 +15,7 @@ STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
-        contracts split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-api bench-load \
+        contracts split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-novelty bench-api bench-load \
         validate images image-smoke load soak release compose-up compose-down k8s-apply
 
 help: ## List the targets
@@ -126,13 +126,17 @@ split: ## Publish the multi-repo form into DEST: bare component repos + umbrella
 
 # ---------------------------------------------------------------- benchmarks, deployment
 
-bench: bench-ingest bench-train bench-api bench-load ## All benchmarks (see docs/BENCHMARKS.md)
+bench: bench-ingest bench-train bench-novelty bench-api bench-load ## All benchmarks (see docs/BENCHMARKS.md)
 
 bench-ingest: ## Time ingestion of the 400 images and a rerun
 	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/orchestration bench-ingest
 
 bench-train: ## Five stratified splits of the 400 images: accuracy, recall, time
 	@$(STACK_ENV) && $(MAKE) --no-print-directory -C repos/ml-training bench-train
+
+bench-novelty: ## Novelty ("neither label") methods: field-check other plants, generated non-plant images
+	@$(MAKE) --no-print-directory -C repos/ml-training bench-novelty
+	@$(MAKE) --no-print-directory -C repos/inference-api bench-novelty
 
 bench-api: ## In-process vs HTTP throughput and latency of the inference API
 	@$(RUNNING_ENV) && $(MAKE) --no-print-directory -C repos/inference-api bench-api BENCH_ARGS=--registry

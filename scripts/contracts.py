@@ -47,6 +47,7 @@ VENDORED = (
     Vendored("inference-api", "image-formats.json", "webapp"),
     Vendored("inference-api", "image-formats.json", "orchestration"),
     Vendored("inference-api", "prediction-log.schema.json", "orchestration"),
+    Vendored("ml-training", "reference.schema.json", "orchestration"),
 )
 
 

@@ -23,7 +23,11 @@ def write_model(
     kind: str = "mean_colour",
     seed: int = 0,
     scale: float = 4.0,
+    novelty: bool = False,
     **spec_overrides: Any,
 ) -> Path:
-    """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it."""
-    return write_tiny_model(folder, labels, kind, seed=seed, scale=scale, **spec_overrides)
+    """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it;
+    `novelty`: a mean-colour model with an `embedding` output and `novelty.npz`."""
+    return write_tiny_model(
+        folder, labels, kind, seed=seed, scale=scale, novelty=novelty, **spec_overrides
+    )

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from plantops_inference_api.metrics import Metrics
-from plantops_inference_api.model import LoadedModel
+from plantops_inference_api.model import LoadedModel, ModelOutput
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ class Batcher:
 
     async def probabilities(self, model: LoadedModel, image: np.ndarray) -> np.ndarray:
         """The model's probabilities for one preprocessed `[3, H, W]` image."""
+        return (await self.predict(model, image)).probabilities
+
+    async def predict(self, model: LoadedModel, image: np.ndarray) -> ModelOutput:
+        """Probabilities `[n_labels]` and novelty score (a 0-d array, or None) of one image."""
         if self._queue is None:
             raise RuntimeError("the batcher is not started")
         future = asyncio.get_running_loop().create_future()
@@ -73,7 +77,7 @@ class Batcher:
         self.metrics.batch_size.observe(len(group))
         started = time.monotonic()
         try:
-            probs = await asyncio.to_thread(model.probabilities, batch)
+            output = await asyncio.to_thread(model.predict, batch)
         except Exception as exc:
             log.exception("Inference failed on a batch of %d", len(group))
             for item in group:
@@ -81,7 +85,9 @@ class Batcher:
                     item[2].set_exception(exc)
             return
         elapsed = time.monotonic() - started
-        for row, (_, _, future, _) in zip(probs, group, strict=True):
+        scores = output.novelty_scores
+        for i, (_, _, future, _) in enumerate(group):
             self.metrics.stage_latency.labels(stage="inference").observe(elapsed)
             if not future.done():  # the client may have gone
-                future.set_result(row)
+                novelty = None if scores is None else scores[i]
+                future.set_result(ModelOutput(output.probabilities[i], novelty))

@@ -3,7 +3,9 @@
 Each photo is sent to `POST /v1/predict` exactly as a client would send it, so the
 figures are those of the served model with the served preprocessing (the field check of
 docs/BENCHMARKS.md is measured this way). Sub-folders whose name is not one of the served
-labels are counted apart and not scored: the model has no right answer for them.
+labels are counted apart and not scored: the model has no right answer for them, but
+how many of their photos the model calls out of distribution is reported for every
+sub-folder (`out_of_distribution`).
 """
 
 from __future__ import annotations
@@ -77,17 +79,26 @@ def check_folder(api_url: str, folder: Path) -> dict[str, object]:
         labels: list[str] = served["labels"]
         answers: list[Answer] = []
         not_scored: dict[str, int] = {}
+        # Share of each sub-folder's photos the model called out of distribution (null
+        # for a model without a novelty reference): sub-folders of other labels are sent
+        # too, for this figure only.
+        flagged: dict[str, float | None] = {}
         for label, photos in photos_by_label(folder).items():
             if label not in labels:
                 not_scored[label] = len(photos)
-                continue
+            novel: list[bool | None] = []
             for photo in photos:
                 reply = api.post("/v1/predict", files={"file": (photo.name, photo.read_bytes())})
                 body = reply.raise_for_status().json()
-                answers.append(Answer(label, body["label"], float(body["confidence"])))
+                novel.append(body.get("out_of_distribution"))
+                if label in labels:
+                    answers.append(Answer(label, body["label"], float(body["confidence"])))
+            known = [n for n in novel if n is not None]
+            flagged[label] = round(sum(known) / len(known), 4) if known and photos else None
     return {
         "folder": str(folder),
         "model": f"{served['name']}@{served.get('alias') or ''}=v{served['version']}",
         **summarise(answers, labels),
         "not_scored": not_scored,
+        "out_of_distribution": flagged,
     }

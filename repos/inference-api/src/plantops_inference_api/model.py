@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 
 from plantops_inference_api.errors import ModelLoadError
+from plantops_inference_api.novelty import NoveltyScorer, load_scorer
 from plantops_inference_api.preprocessing import PreprocessingSpec
 
 MODEL_FILE = "model.onnx"
@@ -34,16 +36,36 @@ class ModelSource:
     trained_at: datetime | None = None
 
 
+class ModelOutput(NamedTuple):
+    """What the model says about a batch: probabilities `[N, n_labels]` and novelty
+    scores `[N]` (None for a model without a novelty reference)."""
+
+    probabilities: np.ndarray
+    novelty_scores: np.ndarray | None
+
+
 @dataclass
 class LoadedModel:
     source: ModelSource
     spec: PreprocessingSpec
     session: ort.InferenceSession
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    novelty: NoveltyScorer | None = None
 
     @property
     def labels(self) -> list[str]:
         return self.spec.labels
+
+    def predict(self, batch: np.ndarray) -> ModelOutput:
+        """Probabilities and novelty scores of a float32 `[N, 3, H, W]` batch (one run)."""
+        names = [self.spec.output_name]
+        if self.novelty is not None and self.spec.embedding_name:
+            names.append(self.spec.embedding_name)
+        outputs = self.session.run(names, {self.spec.input_name: batch})
+        probs = softmax(np.asarray(outputs[0], dtype=np.float64)).astype(np.float32)
+        if self.novelty is None:
+            return ModelOutput(probs, None)
+        return ModelOutput(probs, self.novelty.scores(outputs[1]))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax over the logits of a float32 `[N, 3, H, W]` batch: `[N, n_labels]`."""
@@ -82,7 +104,8 @@ def load_model_dir(folder: Path, source: ModelSource, onnx_threads: int = 0) -> 
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelLoadError("verify", f"{MODEL_FILE} is not a loadable ONNX model: {exc}") from exc
-    model = LoadedModel(source=source, spec=spec, session=session)
+    novelty = load_scorer(folder, spec.novelty) if spec.novelty is not None else None
+    model = LoadedModel(source=source, spec=spec, session=session, novelty=novelty)
     verify(model)
     return model
 
@@ -108,3 +131,23 @@ def verify(model: LoadedModel) -> None:
         )
     if not np.all(np.isfinite(probs)):
         raise ModelLoadError("verify", "the model gives non-finite outputs")
+    if model.novelty is not None:
+        verify_novelty(model, probe)
+
+
+def verify_novelty(model: LoadedModel, probe: np.ndarray) -> None:
+    """The embedding output exists and has the size the novelty parameters were fitted on."""
+    assert model.novelty is not None and model.spec.embedding_name is not None
+    name = model.spec.embedding_name
+    if name not in {o.name for o in model.session.get_outputs()}:
+        raise ModelLoadError("verify", f"output '{name}' (the embedding) not in the graph")
+    (embedding,) = model.session.run([name], {model.spec.input_name: probe})
+    if embedding.shape != (1, model.novelty.embedding_size):
+        raise ModelLoadError(
+            "verify",
+            f"the embedding has shape {embedding.shape[1:]}; the novelty parameters expect "
+            f"{model.novelty.embedding_size} values",
+        )
+    scores = model.predict(probe).novelty_scores
+    if scores is None or not np.all(np.isfinite(scores)):
+        raise ModelLoadError("verify", "the novelty score is not finite on a probe input")

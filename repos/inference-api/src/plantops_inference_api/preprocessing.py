@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from plantops_inference_api.contract_files import accepted_formats, preprocessing_problem
 from plantops_inference_api.errors import BadAspectRatio, ImageTooLarge, InvalidImage
+from plantops_inference_api.novelty import NoveltySpec
 
 # Formats opened (contracts/image-formats.json); everything else (PDF, HTML, EPS, SVG,
 # ...) is refused.
@@ -63,6 +64,10 @@ class PreprocessingSpec(BaseModel):
     crop_size: int = Field(gt=0)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # A second graph output (the pooled features) and how the novelty score is computed
+    # from it (novelty.py); both absent for a model exported without a novelty reference.
+    embedding_name: str | None = Field(default=None, min_length=1)
+    novelty: NoveltySpec | None = None
 
     @model_validator(mode="after")
     def consistent(self) -> PreprocessingSpec:
@@ -72,6 +77,8 @@ class PreprocessingSpec(BaseModel):
             raise ValueError("labels must be unique")
         if any(s <= 0 for s in self.std):
             raise ValueError("std must be positive")
+        if (self.novelty is None) != (self.embedding_name is None):
+            raise ValueError("novelty and embedding_name go together: both or neither")
         return self
 
     @classmethod

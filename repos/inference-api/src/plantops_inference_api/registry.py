@@ -19,6 +19,7 @@ from minio import Minio
 from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import ModelLoadError
 from plantops_inference_api.model import MODEL_FILE, SPEC_FILE, ModelSource
+from plantops_inference_api.preprocessing import PreprocessingSpec
 from plantops_inference_api.s3_retry import s3_retry
 
 
@@ -123,14 +124,27 @@ def s3_client(settings: Settings) -> Minio:
 
 
 def download_model_files(settings: Settings, source_uri: str, folder: Path) -> None:
-    """Fetch `model.onnx` and `preprocessing.json` from the source folder into `folder`."""
+    """Fetch `model.onnx`, `preprocessing.json` and the novelty parameters it names (when
+    it names any) from the source folder into `folder`."""
     location = S3Location.parse(source_uri)
     client = s3_client(settings)
-    for name in (SPEC_FILE, MODEL_FILE):
-        key = f"{location.prefix}/{name}" if location.prefix else name
-        try:
-            client.fget_object(location.bucket, key, str(folder / name))
-        except Exception as exc:  # S3Error, connection errors, timeouts
-            raise ModelLoadError(
-                "download", f"cannot download s3://{location.bucket}/{key}: {exc}"
-            ) from exc
+    _fetch(client, location, SPEC_FILE, folder)
+    names = [MODEL_FILE]
+    try:
+        spec = PreprocessingSpec.read(folder / SPEC_FILE)
+    except ValueError:
+        spec = None  # load_model_dir refuses it with the reason
+    if spec is not None and spec.novelty is not None:
+        names.append(spec.novelty.params_file)
+    for name in names:
+        _fetch(client, location, name, folder)
+
+
+def _fetch(client: Minio, location: S3Location, name: str, folder: Path) -> None:
+    key = f"{location.prefix}/{name}" if location.prefix else name
+    try:
+        client.fget_object(location.bucket, key, str(folder / name))
+    except Exception as exc:  # S3Error, connection errors, timeouts
+        raise ModelLoadError(
+            "download", f"cannot download s3://{location.bucket}/{key}: {exc}"
+        ) from exc

@@ -46,6 +46,15 @@ class BatchResponse(BaseModel):
     results: list[BatchItem] = Field(description="One result per file, in request order.")
 
 
+class NoveltyInfo(BaseModel):
+    method: str = Field(description="How novelty_score is computed, e.g. knn_cosine.")
+    threshold: float = Field(description="out_of_distribution is true above this score.")
+    false_alarm_rate: float = Field(
+        description="Share of the validation photos (labels the model knows) above the "
+        "threshold, measured when the model was trained."
+    )
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -59,6 +68,11 @@ class ModelInfo(BaseModel):
     input_size: list[int] = Field(description="[channels, height, width] of one model input.")
     preprocessing: dict = Field(description="The model's preprocessing.json.")
     loaded_at: datetime
+    novelty: NoveltyInfo | None = Field(
+        default=None,
+        description="The novelty threshold and its validation false-alarm rate; null for a "
+        "model exported without a novelty reference (its predictions' novelty fields are null).",
+    )
 
 
 class ReloadResponse(BaseModel):

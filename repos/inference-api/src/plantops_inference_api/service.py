@@ -17,7 +17,7 @@ from plantops_inference_api.batching import Batcher
 from plantops_inference_api.config import Settings
 from plantops_inference_api.errors import ClientError, ImageTooLarge
 from plantops_inference_api.metrics import Metrics
-from plantops_inference_api.model import LoadedModel
+from plantops_inference_api.model import LoadedModel, ModelOutput
 from plantops_inference_api.prediction_log import PredictionRecorder
 from plantops_inference_api.preprocessing import preprocess_bytes
 from plantops_inference_api.schemas import ModelRef, Prediction
@@ -52,8 +52,7 @@ class PredictionService:
         except ClientError as exc:
             self.metrics.rejected_images.labels(error=exc.code).inc()
             raise
-        probabilities = await self.batcher.probabilities(model, image)
-        prediction = self._to_prediction(model, probabilities)
+        prediction = self._to_prediction(model, await self.batcher.predict(model, image))
         self.recorder.record(prediction, data, started)  # the log and novelty gauges; no I/O
         return prediction
 
@@ -63,15 +62,29 @@ class PredictionService:
             raise ImageTooLarge(f"The file is {upload.size} bytes: at most {limit} are accepted.")
         return await upload.read()
 
-    def _to_prediction(self, model: LoadedModel, probabilities: np.ndarray) -> Prediction:
+    def _to_prediction(self, model: LoadedModel, output: ModelOutput) -> Prediction:
+        probabilities = output.probabilities
         best = int(np.argmax(probabilities))
         label, confidence = model.labels[best], float(probabilities[best])
         self.metrics.predictions.labels(label=label).inc()
         self.metrics.confidence.observe(confidence)
         s = model.source
+        novelty_score, out_of_distribution = novelty_fields(model, output.novelty_scores)
         return Prediction(
             label=label,
             confidence=confidence,
             probabilities={n: float(p) for n, p in zip(model.labels, probabilities, strict=True)},
+            novelty_score=novelty_score,
+            out_of_distribution=out_of_distribution,
             model=ModelRef(name=s.name, version=s.version, alias=s.alias),
         )
+
+
+def novelty_fields(
+    model: LoadedModel, score: np.ndarray | None
+) -> tuple[float | None, bool | None]:
+    """`novelty_score` and `out_of_distribution` of one prediction (null without a reference)."""
+    if model.novelty is None or score is None:
+        return None, None
+    value = float(score)
+    return value, value > model.novelty.spec.threshold

@@ -73,6 +73,16 @@ def test_champion_is_resolved_downloaded_and_described(mlflow_server, model_name
         assert body.json()["model"] == {"name": model_name, "version": version, "alias": "champion"}
 
 
+def test_a_champion_with_a_novelty_reference_is_downloaded_with_its_parameters(
+    mlflow_server, model_name, tmp_path
+):
+    register_version(mlflow_server.url, model_name, write_model(tmp_path / "n", novelty=True))
+    with TestClient(create_app(settings_from(api_env(mlflow_server, model_name)))) as client:
+        assert client.get("/v1/model").json()["novelty"]["method"] == "knn_cosine"
+        grey = client.post("/v1/predict", files={"file": ("g.jpg", image_bytes((128, 128, 128)))})
+        assert grey.json()["out_of_distribution"] is True
+
+
 def test_alias_move_swaps_the_model_without_failing_a_request(mlflow_server, model_name, tmp_path):
     v1 = register_version(mlflow_server.url, model_name, write_model(tmp_path / "v1"))
     four = ("rouge", "vert", "bleu", "jaune")

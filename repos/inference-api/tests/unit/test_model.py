@@ -74,3 +74,43 @@ def test_a_missing_file_is_named(tmp_path, missing):
     (folder / missing).unlink()
     with pytest.raises(ModelLoadError, match=f"{missing} is missing"):
         load_model_dir(folder, SOURCE)
+
+
+def test_a_novelty_model_scores_each_image_in_the_same_run(tmp_path):
+    model = load_model_dir(write_model(tmp_path, novelty=True), SOURCE)
+    budget = ImageBudget(10**7, 8.0)
+    red = preprocess_bytes(image_bytes((230, 10, 10)), model.spec, budget)
+    grey = preprocess_bytes(image_bytes((128, 128, 128)), model.spec, budget)
+    output = model.predict(np.stack([red, grey]))
+    np.testing.assert_allclose(output.probabilities, model.probabilities(np.stack([red, grey])))
+    assert output.novelty_scores is not None
+    assert output.novelty_scores[0] < 0.1 < 0.9 < output.novelty_scores[1]
+
+
+def test_a_legacy_model_has_no_novelty_scores(tmp_path):
+    model = load_model_dir(write_model(tmp_path), SOURCE)
+    assert model.novelty is None
+    assert model.predict(np.zeros((1, 3, 32, 32), np.float32)).novelty_scores is None
+
+
+def test_missing_novelty_parameters_are_named(tmp_path):
+    folder = write_model(tmp_path, novelty=True)
+    (folder / "novelty.npz").unlink()
+    with pytest.raises(ModelLoadError, match=r"novelty.npz \(novelty parameters\) is missing"):
+        load_model_dir(folder, SOURCE)
+
+
+def test_novelty_parameters_of_another_embedding_size_are_refused(tmp_path):
+    folder = write_model(tmp_path, novelty=True)
+    np.savez(folder / "novelty.npz", mean=np.zeros(5), bank=np.ones((3, 5)), k=np.int64(1))
+    with pytest.raises(ModelLoadError, match="expect 5 values"):
+        load_model_dir(folder, SOURCE)
+
+
+def test_a_novelty_block_without_an_embedding_output_is_refused(tmp_path):
+    folder = write_model(tmp_path, novelty=True)
+    spec = json.loads((folder / "preprocessing.json").read_text())
+    del spec["embedding_name"]
+    (folder / "preprocessing.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelLoadError, match="both or neither"):
+        load_model_dir(folder, SOURCE)

@@ -13,6 +13,8 @@ umbrella's tests/test_contracts.py checks it). Kinds:
 - `cnn`: four stride-2 3x3 convolutions (32-64-128-256), a pool and a linear head on a
   fixed 224x224 input: the compute of a small real network, for benchmarks.
 
+`novelty=True` (mean_colour only): a second output `embedding` (the mean colour) and a
+`novelty.npz` + `novelty` block as ml-training exports them (write_novelty).
 numpy and onnx are imported when a model is written: the infra environment itself has
 neither; the components' test environments that write models have both.
 """
@@ -57,6 +59,7 @@ def write_tiny_model(
     weights: Sequence[Sequence[float]] | None = None,
     scale: float = 4.0,
     seed: int = 0,
+    novelty: bool = False,
     **spec_overrides: Any,
 ) -> Path:
     """Write `model.onnx` + `preprocessing.json` into `folder` (created) and return it."""
@@ -66,8 +69,13 @@ def write_tiny_model(
     if kind == "cnn":
         spec_overrides = {"resize_shorter_side": 256, "crop_size": 224, **spec_overrides}
     spec = tiny_model_spec(labels, **spec_overrides)
+    if novelty and kind != "mean_colour":
+        raise ValueError("novelty=True needs kind='mean_colour'")
+    folder.mkdir(parents=True, exist_ok=True)
+    if novelty:
+        write_novelty(folder, spec)
     if kind == "mean_colour":
-        graph = _mean_colour(len(labels), weights, scale)
+        graph = _mean_colour(len(labels), weights, scale, embedding=novelty)
     elif kind == "spatial":
         graph = _spatial(len(labels), spec["crop_size"], seed)
     elif kind == "cnn":
@@ -77,10 +85,34 @@ def write_tiny_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8  # readable by every onnxruntime the components pin
     onnx.checker.check_model(model)
-    folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "model.onnx"))
     (folder / "preprocessing.json").write_text(json.dumps(spec, indent=2))
     return folder
+
+
+def write_novelty(folder: Path, spec: dict[str, Any], threshold: float = 0.5) -> None:
+    """A novelty reference for a mean-colour model: the training "photos" are the pure
+    colours of its labels (normalised pixels: +1 in the label's channel, -1 elsewhere),
+    so a pure red image scores 0 and a grey one 1 (cosine 0 after centring)."""
+    import numpy as np
+
+    n = len(spec["labels"])
+    bank = -np.ones((n, 3), dtype=np.float32)
+    for i in range(n):
+        bank[i, i % 3] = 1.0
+    mean = bank.mean(axis=0)
+    centred = bank - mean
+    unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    np.savez(folder / "novelty.npz", mean=mean, bank=unit.astype(np.float16), k=np.int64(1))
+    spec["embedding_name"] = "embedding"
+    spec["novelty"] = {
+        "method": "knn_cosine",
+        "params_file": "novelty.npz",
+        "k": 1,
+        "threshold": threshold,
+        "false_alarm_rate": 0.02,
+        "target_false_alarm_rate": 0.02,
+    }
 
 
 def _io(n_labels: int, height: int | str = "H", width: int | str = "W") -> tuple[Any, Any]:
@@ -102,7 +134,12 @@ def _head(nodes: list, inits: list, features: str, weights: Any, n_labels: int) 
     nodes.append(helper.make_node("Gemm", [features, "W", "B"], ["logits"]))
 
 
-def _mean_colour(n_labels: int, weights: Sequence[Sequence[float]] | None, scale: float) -> Any:
+def _mean_colour(
+    n_labels: int,
+    weights: Sequence[Sequence[float]] | None,
+    scale: float,
+    embedding: bool = False,
+) -> Any:
     import numpy as np
     from onnx import helper
 
@@ -121,7 +158,13 @@ def _mean_colour(n_labels: int, weights: Sequence[Sequence[float]] | None, scale
     inits: list = []
     _head(nodes, inits, "features", matrix, n_labels)
     image, logits = _io(n_labels)
-    return helper.make_graph(nodes, "mean_colour", [image], [logits], inits)
+    outputs = [logits]
+    if embedding:  # the pooled features, like the real model's second output
+        from onnx import TensorProto
+
+        nodes.append(helper.make_node("Identity", ["features"], ["embedding"]))
+        outputs.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]))
+    return helper.make_graph(nodes, "mean_colour", [image], outputs, inits)
 
 
 def _spatial(n_labels: int, crop: int, seed: int) -> Any:

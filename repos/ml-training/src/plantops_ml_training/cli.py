@@ -169,6 +169,43 @@ def bench_command(
         _fail(str(exc))
 
 
+@app.command("bench-novelty")
+def bench_novelty_command(
+    images: Annotated[Path, typer.Option(help="Folder of <label>/*.jpg training photos.")],
+    field: Annotated[Path, typer.Option(help="Field-check dandelion and grass photos.")],
+    other: Annotated[Path, typer.Option(help="Field-check other plants (<kind>/*.jpg).")],
+    cache_dir: Annotated[
+        Path, typer.Option(help="Where the extracted embeddings are kept.")
+    ] = Path(".cache/novelty-bench"),
+    folds: Annotated[int, typer.Option(min=2)] = 5,
+    target: Annotated[float, typer.Option(help="False-alarm rate the threshold aims at.")] = 0.02,
+    views: Annotated[
+        int | None, typer.Option(help="Training views per photo (default: the recipe's).")
+    ] = None,
+    export_model: Annotated[
+        Path | None,
+        typer.Option(help="Instead: train fold 0 and write its artifacts (model/...) here."),
+    ] = None,
+) -> None:
+    """Every novelty method on the same folds: AUROC, share flagged, false alarms (one
+    JSON line; docs/BENCHMARKS.md "Novelty")."""
+    from plantops_ml_training.field_check import load_field_check
+    from plantops_ml_training.novelty_bench import export_fold_model, run_novelty_bench
+
+    _setup_logging()
+    for folder in (images, field, other):
+        if not folder.is_dir():
+            _fail(f"{folder} is not a folder of <label>/*.jpg photos.")
+    recipe = load_config(None, {"feature_views": views} if views else None)
+    if export_model is not None:
+        others = sorted(other.glob("*/*.jpg"))
+        metrics = export_fold_model(images, recipe, export_model, load_field_check(field), others)
+        typer.echo(json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        return
+    result = run_novelty_bench(images, field, other, recipe, cache_dir, folds, target)
+    typer.echo(json.dumps(result))
+
+
 def _registry_client():
     from mlflow.tracking import MlflowClient
 

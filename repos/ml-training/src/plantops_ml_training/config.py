@@ -41,6 +41,11 @@ def default_field_check_dir() -> Path | None:
     return CHECKOUT_FIELD_CHECK_DIR if CHECKOUT_FIELD_CHECK_DIR.is_dir() else None
 
 
+def default_other_plants_dir() -> Path | None:
+    folder = CHECKOUT_FIELD_CHECK_DIR.parent / "other-plants"
+    return folder if folder.is_dir() else None
+
+
 class Settings(BaseSettings):
     """Where the training reads data from and writes results to (PLANTOPS_* variables)."""
 
@@ -58,8 +63,12 @@ class Settings(BaseSettings):
     # compares challenger and champion on them. Unset: the checkout's shared folder when
     # it exists; empty (`PLANTOPS_FIELD_CHECK_DIR=`): no field check, recorded as skipped.
     field_check_dir: Path | None = Field(default_factory=default_field_check_dir)
+    # Photos of other plants (`<kind>/*.jpg`), never trained on: the run reports how many
+    # of them its novelty threshold flags. Unset: `other-plants` beside the field check
+    # when it exists; empty: not scored.
+    field_check_other_dir: Path | None = Field(default_factory=default_other_plants_dir)
 
-    @field_validator("field_check_dir", mode="before")
+    @field_validator("field_check_dir", "field_check_other_dir", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -136,6 +145,14 @@ class TrainConfig(BaseModel):
     # Reviewed label corrections (label_review.py); a relative path is relative to the
     # recipe file. None: the labels are used as they are.
     label_review: Path | None = None
+    # Novelty ("neither label", novelty.py): the share of in-distribution photos the
+    # threshold may flag (chosen on training and validation photos only), and which
+    # nearest training view the score measures the distance to.
+    novelty_false_alarm_rate: float = Field(0.02, gt=0, lt=0.5)
+    novelty_k: int = Field(5, ge=1)
+    # Views of each training photo in the bank (the serving crop, its mirror, then the
+    # random crops): the API's time per prediction grows with the bank.
+    novelty_bank_views: int = Field(2, ge=1)
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from fastai.vision.learner import create_head
@@ -123,6 +123,14 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding: the body's pooled features `[N, 2 * features]` (fastai's concat
+        pool, max then average), what the rest of the head classifies."""
+        return self.head[:2](self.body(x))
+
+    def logits_of_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head[2:](pooled)
+
 
 def build_classifier(backbone: BackboneSpec, n_labels: int) -> Classifier:
     return Classifier(backbone.body, backbone.features, n_labels)
@@ -156,3 +164,22 @@ class ServingModel(nn.Module):
         if self.temperature != 1.0:
             logits = logits / self.temperature
         return logits
+
+
+class ServingModelWithEmbedding(ServingModel):
+    """The exported graph: `(logits, embedding)`, the logits as `ServingModel` gives them
+    and the pooled features of the image as served (not mirrored), from which the API
+    computes the novelty score with numpy (novelty.py). The body runs once for both."""
+
+    def __init__(self, model: Classifier, tta_flip: bool, temperature: float = 1.0) -> None:
+        super().__init__(model, tta_flip, temperature)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        classifier = cast(Classifier, self.model)
+        embedding = classifier.pooled(image)
+        logits = classifier.logits_of_pooled(embedding)
+        if self.tta_flip:
+            logits = (logits + classifier(torch.flip(image, dims=[3]))) / 2
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return logits, embedding

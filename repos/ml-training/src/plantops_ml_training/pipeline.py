@@ -14,17 +14,18 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow.tracking import MlflowClient
 
 from plantops_ml_training import registry
 from plantops_ml_training.config import EXPERIMENT_NAME, ConfigError, Settings, TrainConfig
 from plantops_ml_training.dataset import Dataset, Example, ImageCache, load_dataset
 from plantops_ml_training.evaluate import Predictions, accuracy, classification_metrics
-from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
+from plantops_ml_training.export import export_onnx, onnx_outputs, onnx_probs, verify_onnx
 from plantops_ml_training.field_check import (
     PREDICTIONS_CSV,
     SKIPPED,
@@ -38,15 +39,24 @@ from plantops_ml_training.field_check import (
 )
 from plantops_ml_training.label_review import apply_label_review
 from plantops_ml_training.model import build_backbone
+from plantops_ml_training.novelty import (
+    EMBEDDING_NAME,
+    NoveltyReference,
+    auroc,
+    fit_novelty,
+    monitoring_reference,
+    write_reference,
+)
 from plantops_ml_training.plots import (
     plot_confusion_matrix,
+    plot_novelty_histogram,
     plot_reliability_diagram,
     plot_worst_mistakes,
 )
 from plantops_ml_training.preprocessing import PreprocessingSpec
 from plantops_ml_training.storage import check_bucket, s3_client
 from plantops_ml_training.tracking import use_plantops_s3_for_mlflow
-from plantops_ml_training.train import Item, TrainedModel, train
+from plantops_ml_training.train import FeatureCache, Item, TrainedModel, train
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +133,38 @@ class Evaluation:
     metrics: dict[str, float]  # test_* and, with a field check, field_*
     onnx_max_abs_diff: float
     field: Predictions | None  # None: field check skipped
+    novelty: NoveltyReference
+
+
+def fit_model_novelty(
+    trained: TrainedModel,
+    items: list[Item],
+    onnx_path: Path,
+    spec: PreprocessingSpec,
+    views: FeatureCache,
+) -> tuple[NoveltyReference, np.ndarray]:
+    """The novelty score and threshold (novelty.py) of an exported model, and its
+    validation photos' probabilities. The bank is the training photos' views as the head
+    was trained on them (frozen_body); without them (fine_tune), the training photos'
+    serving crops through the exported model. Validation photos go through the exported
+    model, exactly as the API will score a photo."""
+    train_paths = [i.path for i in items if not i.is_valid]
+    val_paths = [i.path for i in items if i.is_valid]
+    keep = trained.config.novelty_bank_views
+    if all((str(p), True) in views for p in train_paths):
+        train_views = [views[(str(p), True)].numpy()[:keep] for p in train_paths]
+    else:
+        _, served = onnx_outputs(onnx_path, spec, train_paths)
+        assert served is not None  # spec.embedding_name is set
+        train_views = [row[None, :] for row in served]
+    val_probs, val_embeddings = onnx_outputs(onnx_path, spec, val_paths)
+    assert val_embeddings is not None
+    config = trained.config
+    reference = fit_novelty(
+        train_views, val_embeddings, config.novelty_false_alarm_rate, config.novelty_k
+    )
+    log.info("novelty: %s", reference.spec_block())
+    return reference, val_probs
 
 
 def evaluate_and_export(
@@ -131,26 +173,45 @@ def evaluate_and_export(
     paths: dict[str, Path],
     out: Path,
     field_check: FieldCheck | None = None,
+    *,
+    items: list[Item],
+    views: FeatureCache,
+    other_plants: list[Path] | None = None,
 ) -> Evaluation:
-    """Test (and field-check) metrics, plots, ONNX + spec + predictions CSVs under `out/`
-    (the artifact layout)."""
+    """Test (and field-check) metrics, plots, ONNX (logits and embedding) + spec + novelty
+    parameters + monitoring reference + predictions CSVs under `out/` (the artifact
+    layout). `items`: the training and validation photos (the novelty reference); `views`:
+    their cached training views; `other_plants`: photos of other plants for the report."""
     for folder in ("model", "plots", "metrics", "fastai"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     test_paths = [paths[e.sha256] for e in test]
     predictions = Predictions(test, trained.spec.labels, trained.predict_probs(test_paths))
     metrics = classification_metrics(predictions)
-    serving = trained.serving_model()
-    onnx_path = export_onnx(serving, trained.spec, out / "model" / "model.onnx")
-    difference = verify_onnx(serving, onnx_path, trained.spec, test_paths)
+    spec = replace(trained.spec, embedding_name=EMBEDDING_NAME)
+    serving = trained.serving_model_with_embedding()
+    onnx_path = export_onnx(serving, spec, out / "model" / "model.onnx")
+    difference = verify_onnx(serving, onnx_path, spec, test_paths)
+    novelty, val_probs = fit_model_novelty(trained, items, onnx_path, spec, views)
+    trained.spec = replace(spec, novelty=novelty.spec_block())
     trained.spec.write(out / "model" / "preprocessing.json")
+    novelty.write_params(out / "model")
+    write_reference(monitoring_reference(novelty, spec.labels, val_probs), out / "model")
     predictions.write_csv(out / "model" / "test_predictions.csv")
     plot_confusion_matrix(predictions, out / "plots" / "confusion_matrix.png")
     plot_reliability_diagram(predictions, out / "plots" / "reliability.png")
     plot_worst_mistakes(predictions, test_paths, out / "plots" / "worst_mistakes.png")
+    metrics["novelty_threshold"] = novelty.threshold
+    metrics["novelty_val_false_alarm_rate"] = novelty.false_alarm_rate
+    metrics["novelty_test_flagged"] = float(
+        np.mean(novelty.flags(embeddings_of(onnx_path, trained.spec, test_paths)))
+    )
     field = None
     if field_check is not None:
         field = score_field_check(onnx_path, trained.spec, field_check, out)
         metrics.update(classification_metrics(field, prefix="field"))
+        metrics.update(
+            field_novelty_metrics(onnx_path, trained.spec, field_check, novelty, other_plants, out)
+        )
     record = {
         **metrics,
         "onnx_max_abs_diff": difference,
@@ -158,7 +219,37 @@ def evaluate_and_export(
         "temperature": trained.temperature,
     }
     (out / "metrics" / "test_metrics.json").write_text(json.dumps(record, indent=2))
-    return Evaluation(predictions, metrics, difference, field)
+    return Evaluation(predictions, metrics, difference, field, novelty)
+
+
+def embeddings_of(onnx_path: Path, spec: PreprocessingSpec, images: list[Path]) -> np.ndarray:
+    _, embeddings = onnx_outputs(onnx_path, spec, images)
+    assert embeddings is not None
+    return embeddings
+
+
+def field_novelty_metrics(
+    onnx_path: Path,
+    spec: PreprocessingSpec,
+    field_check: FieldCheck,
+    novelty: NoveltyReference,
+    other_plants: list[Path] | None,
+    out: Path,
+) -> dict[str, float]:
+    """The novelty figures of the field-check report: the share of its dandelion and grass
+    photos flagged (false alarms), and with photos of other plants the share of those
+    flagged and the AUROC between the two; a histogram plot."""
+    familiar = novelty.scores(embeddings_of(onnx_path, spec, field_check.image_paths))
+    metrics = {"field_novelty_flagged": float(np.mean(familiar > novelty.threshold))}
+    novel = None
+    if other_plants:
+        novel = novelty.scores(embeddings_of(onnx_path, spec, other_plants))
+        metrics["field_other_plants_flagged"] = float(np.mean(novel > novelty.threshold))
+        metrics["field_novelty_auroc"] = auroc(novel, familiar)
+    plot_novelty_histogram(
+        familiar, novel, novelty.threshold, out / "plots" / "field_check_novelty.png"
+    )
+    return metrics
 
 
 def score_field_check(
@@ -267,6 +358,7 @@ class PreparedData:
     paths: dict[str, Path]  # sha256 -> cached image
     review: dict  # what the label review did, logged on the run
     field_check: FieldCheck | None  # None: PLANTOPS_FIELD_CHECK_DIR unset and no default
+    other_plants: list[Path] | None = None  # PLANTOPS_FIELD_CHECK_OTHER_DIR's photos
 
 
 def prepare(settings: Settings, config: TrainConfig, dataset_version: str) -> PreparedData:
@@ -285,7 +377,9 @@ def prepare(settings: Settings, config: TrainConfig, dataset_version: str) -> Pr
     log.info("dataset %s: %s (label review: %s)", dataset.version, dataset.counts(), review)
     cache = ImageCache(settings.cache_dir / "images")
     paths = cache.fetch(client, settings.s3_bucket, dataset.examples)
-    return PreparedData(dataset, paths, review, field_check)
+    other = settings.field_check_other_dir
+    other_plants = sorted(other.glob("*/*.jpg")) if other is not None and field_check else None
+    return PreparedData(dataset, paths, review, field_check, other_plants)
 
 
 def register_and_gate(
@@ -340,8 +434,25 @@ def run_training(settings: Settings, config: TrainConfig, dataset_version: str) 
         mlflow.log_dict(prepared.review, "metrics/label_review.json")
         if config.label_review:
             mlflow.log_artifact(str(config.label_review), "dataset")
-        trained = train(training_items(dataset, paths), dataset.labels, config, mlflow.log_metrics)
-        evaluation = evaluate_and_export(trained, test, paths, Path(tmp), field_check)
+        items = training_items(dataset, paths)
+        views: FeatureCache = {}  # the training views, kept for the novelty reference
+        trained = train(items, dataset.labels, config, mlflow.log_metrics, views)
+        evaluation = evaluate_and_export(
+            trained,
+            test,
+            paths,
+            Path(tmp),
+            field_check,
+            items=items,
+            views=views,
+            other_plants=prepared.other_plants,
+        )
+        mlflow.log_params(
+            {
+                "novelty_method": evaluation.novelty.method,
+                "novelty_threshold_photos": evaluation.novelty.threshold_photos,
+            }
+        )
         trained.learner.remove_cb(trained.learner.epoch_metrics)  # holds the MLflow sink
         trained.learner.export(Path(tmp) / "fastai" / "learner.pkl")
         mlflow.log_metrics(

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and in CI; must precede pyplot
 import matplotlib.pyplot as plt
+import numpy as np
 from PIL import Image
 
 from plantops_ml_training.evaluate import (
@@ -98,6 +99,34 @@ def plot_reliability_diagram(predictions: Predictions, path: Path, name: str = "
         title=f"{name} reliability (ECE {ece:.3f}, {len(predictions.examples)} photos)",
     )
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_novelty_histogram(
+    familiar: np.ndarray, novel: np.ndarray | None, threshold: float, path: Path
+) -> Path:
+    """Novelty scores of the field check's photos (and of other plants) and the threshold."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(
+        0,
+        max(float(np.max(familiar)), threshold, *([] if novel is None else [float(np.max(novel))]))
+        * 1.05,
+        40,
+    )
+    ax.hist(
+        familiar,
+        bins=bins.tolist(),
+        alpha=0.6,
+        label=f"field check, labels known ({len(familiar)})",
+    )
+    if novel is not None:
+        ax.hist(novel, bins=bins.tolist(), alpha=0.6, label=f"other plants ({len(novel)})")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="novelty score", ylabel="photos", title="Field-check novelty")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -47,6 +48,10 @@ class PreprocessingSpec:
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
     format_version: int = FORMAT_VERSION
+    # The graph's second output (the pooled features) and how the novelty score is
+    # computed from it (novelty.py); both None for a model exported without them.
+    embedding_name: str | None = None
+    novelty: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # As strict as the API's reader: contracts/preprocessing.schema.json, plus what a
@@ -58,7 +63,9 @@ class PreprocessingSpec:
             raise ValueError("crop_size must not exceed resize_shorter_side")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        # Without a novelty reference the file is exactly the format-1 fields.
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(fields, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessingSpec:

@@ -39,6 +39,7 @@ from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.model import (
     BackboneSpec,
     ServingModel,
+    ServingModelWithEmbedding,
     build_backbone,
     build_classifier,
     splitter,
@@ -157,6 +158,11 @@ class TrainedModel:
 
     def serving_model(self) -> ServingModel:
         return ServingModel(self.learner.model, self.config.tta_flip, self.temperature).eval()
+
+    def serving_model_with_embedding(self) -> ServingModelWithEmbedding:
+        """What is exported: the serving model's logits and the embedding (model.py)."""
+        model = self.learner.model
+        return ServingModelWithEmbedding(model, self.config.tta_flip, self.temperature).eval()
 
     def predict_probs(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
         """Class probabilities with the serving preprocessing (TTA and temperature, as served)."""

@@ -97,8 +97,20 @@ def field_check_dir(images_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def other_plants_dir(tmp_path_factory) -> Path:
+    """Generated non-plant images standing in for "other plants" in the run's report."""
+    from plantops_ml_training.synthetic import generated_images
+
+    folder = tmp_path_factory.mktemp("other-plants") / "solid"
+    folder.mkdir()
+    for i, image in enumerate(generated_images("solid", 3)):
+        image.save(folder / f"{i}.jpg")
+    return folder.parent
+
+
+@pytest.fixture(scope="module")
 def stack_env(
-    s3_server, mlflow_server, data_bucket, field_check_dir, tmp_path_factory
+    s3_server, mlflow_server, data_bucket, field_check_dir, other_plants_dir, tmp_path_factory
 ) -> dict[str, str]:
     """PLANTOPS_* / MLflow / AWS variables for a run against the test servers."""
     return {
@@ -110,6 +122,7 @@ def stack_env(
         "PLANTOPS_S3_BUCKET": data_bucket,
         "PLANTOPS_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
         "PLANTOPS_FIELD_CHECK_DIR": str(field_check_dir),
+        "PLANTOPS_FIELD_CHECK_OTHER_DIR": str(other_plants_dir),
     }
 
 

@@ -110,6 +110,14 @@ def test_run_records_tags_params_epoch_and_test_metrics(first_run, client):
     )
     for name in ("train_loss", "valid_loss", "train_accuracy", "valid_accuracy"):
         assert len(client.get_metric_history(run.info.run_id, name)) == 1  # one epoch
+    # Novelty: method, threshold and its measured validation false-alarm rate, and the
+    # field-check report's figures (its photos flagged; the "other plants" flagged).
+    assert run.data.params["novelty_method"] == "knn_cosine"
+    assert run.data.params["novelty_threshold_photos"] == "32"  # 2 x (12 train + 4 val)
+    assert 0.0 <= run.data.metrics["novelty_val_false_alarm_rate"] <= 1.0
+    assert run.data.metrics["novelty_threshold"] > 0
+    for name in ("field_novelty_flagged", "field_other_plants_flagged", "field_novelty_auroc"):
+        assert 0.0 <= run.data.metrics[name] <= 1.0
 
 
 def test_artifacts_are_stored_in_s3(first_run, mlflow_server):
@@ -124,7 +132,10 @@ def test_artifacts_are_stored_in_s3(first_run, mlflow_server):
         "plots/worst_mistakes.png",
         "plots/field_check_confusion_matrix.png",
         "plots/field_check_reliability.png",
+        "plots/field_check_novelty.png",
         "model/field_check_predictions.csv",
+        "model/novelty.npz",
+        "model/reference.json",
         "metrics/test_metrics.json",
         "promotion_decision.txt",
     }
@@ -132,6 +143,16 @@ def test_artifacts_are_stored_in_s3(first_run, mlflow_server):
     spec = json.loads(objects["model/preprocessing.json"])
     assert spec["labels"] == ["dandelion", "grass"]
     assert (spec["crop_size"], spec["resize_shorter_side"]) == (64, 73)
+    assert spec["embedding_name"] == "embedding"
+    assert spec["novelty"]["method"] == "knn_cosine"
+    assert spec["novelty"]["params_file"] == "novelty.npz"
+    assert spec["novelty"]["target_false_alarm_rate"] == 0.02
+    reference = json.loads(objects["model/reference.json"])
+    assert reference["labels"] == ["dandelion", "grass"]
+    assert reference["threshold"] == spec["novelty"]["threshold"]
+    assert reference["false_alarm_rate"] == spec["novelty"]["false_alarm_rate"]
+    assert len(reference["novelty_scores"]) == len(reference["confidences"]) == 8  # val photos
+    assert sum(reference["label_mix"].values()) == pytest.approx(1.0)
     assert Image.open(io.BytesIO(objects["plots/confusion_matrix.png"])).format == "PNG"
 
 

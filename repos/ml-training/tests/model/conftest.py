@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from plantops_ml_training.config import load_config
-from plantops_ml_training.train import Item, TrainedModel, train
+from plantops_ml_training.train import FeatureCache, Item, TrainedModel, train
 
 LABELS = ["dandelion", "grass"]
 
@@ -31,12 +31,22 @@ def held_out(images_dir) -> HeldOut:
 
 
 @pytest.fixture(scope="session")
-def trained(images_dir) -> TrainedModel:
-    items = [
+def training_items(images_dir) -> list[Item]:
+    return [
         Item(images_dir / label / f"{i:08d}.jpg", label, i >= 60)
         for label in LABELS
         for i in range(70)
     ]
+
+
+@pytest.fixture(scope="session")
+def training_views() -> FeatureCache:
+    """The training views' pooled features, filled by `trained` (the novelty bank)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def trained(training_items, training_views) -> TrainedModel:
     # No flip TTA here: mirror invariance must be learned, not built into the graph.
     config = load_config(overrides={"image_size": 128, "tta_flip": False})
-    return train(items, LABELS, config)
+    return train(training_items, LABELS, config, feature_cache=training_views)

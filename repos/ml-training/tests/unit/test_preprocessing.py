@@ -33,6 +33,20 @@ def test_json_has_exactly_the_contract_fields():
     assert PreprocessingSpec.from_json(SPEC.to_json()) == SPEC
 
 
+def test_a_spec_with_a_novelty_reference_names_the_embedding_and_the_block():
+    novelty = {"method": "knn_cosine", "params_file": "novelty.npz", "threshold": 0.3}
+    spec = PreprocessingSpec(
+        labels=["dandelion", "grass"],
+        resize_shorter_side=256,
+        crop_size=224,
+        embedding_name="embedding",
+        novelty=novelty,
+    )
+    data = json.loads(spec.to_json())
+    assert (data["embedding_name"], data["novelty"]) == ("embedding", novelty)
+    assert PreprocessingSpec.from_json(spec.to_json()) == spec
+
+
 def test_landscape_image_keeps_its_aspect_then_is_centre_cropped():
     # 400x300: shorter side 300 -> 256, longer round(400*256/300) = 341; crop from (58, 16).
     image = Image.new("RGB", (400, 300))

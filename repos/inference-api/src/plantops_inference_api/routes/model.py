@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from plantops_inference_api.deps import ApiKeyDep, ManagerDep, ModelDep
 from plantops_inference_api.errors import ModelLoadError, ReloadFailed
 from plantops_inference_api.model import LoadedModel
-from plantops_inference_api.schemas import ErrorResponse, ModelInfo, ReloadResponse
+from plantops_inference_api.schemas import ErrorResponse, ModelInfo, NoveltyInfo, ReloadResponse
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
 
@@ -25,8 +25,18 @@ def model_info(model: LoadedModel) -> ModelInfo:
         trained_at=s.trained_at,
         labels=list(spec.labels),
         input_size=[3, spec.crop_size, spec.crop_size],
-        preprocessing=spec.model_dump(),
+        preprocessing=spec.model_dump(exclude_none=True),
         loaded_at=model.loaded_at,
+        novelty=novelty_info(model),
+    )
+
+
+def novelty_info(model: LoadedModel) -> NoveltyInfo | None:
+    if model.novelty is None:
+        return None
+    spec = model.novelty.spec
+    return NoveltyInfo(
+        method=spec.method, threshold=spec.threshold, false_alarm_rate=spec.false_alarm_rate
     )
 
 
