@@ -112,5 +112,5 @@ def test_a_novelty_block_without_an_embedding_output_is_refused(tmp_path):
     spec = json.loads((folder / "preprocessing.json").read_text())
     del spec["embedding_name"]
     (folder / "preprocessing.json").write_text(json.dumps(spec))
-    with pytest.raises(ModelLoadError, match="both or neither"):
+    with pytest.raises(ModelLoadError, match="embedding_name"):
         load_model_dir(folder, SOURCE)

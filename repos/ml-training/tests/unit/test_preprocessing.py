@@ -34,7 +34,12 @@ def test_json_has_exactly_the_contract_fields():
 
 
 def test_a_spec_with_a_novelty_reference_names_the_embedding_and_the_block():
-    novelty = {"method": "knn_cosine", "params_file": "novelty.npz", "threshold": 0.3}
+    novelty = {
+        "method": "knn_cosine",
+        "params_file": "novelty.npz",
+        "threshold": 0.3,
+        "false_alarm_rate": 0.02,
+    }
     spec = PreprocessingSpec(
         labels=["dandelion", "grass"],
         resize_shorter_side=256,

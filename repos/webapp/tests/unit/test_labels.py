@@ -67,7 +67,7 @@ def test_a_name_that_cannot_be_a_label_is_refused_with_the_reason(typed, reason)
 def test_novelty_fields_are_read_and_default_to_null_for_a_legacy_api():
     legacy = Prediction.model_validate(
         {"label": "grass", "confidence": 0.9, "probabilities": {"dandelion": 0.1, "grass": 0.9},
-         "model": {"name": "m", "version": "1"}}
+         "model": {"name": "m", "version": "1", "alias": "champion"}}
     )  # fmt: skip
     assert (legacy.novelty_score, legacy.out_of_distribution, legacy.unfamiliar) == (
         None,
