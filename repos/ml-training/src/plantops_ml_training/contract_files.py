@@ -4,6 +4,8 @@ Both are package data under `contracts/` (docs/architecture.md, "Contracts"):
 
 - `preprocessing.schema.json`, ours: every `preprocessing.json` we write (and read back
   from a champion) is validated against it, so we never write what the API would refuse.
+- `reference.schema.json`, ours: the monitoring reference.json written with each model
+  (novelty.write_reference checks it; orchestration's drift check reads it).
 - `vendored/orchestration/manifest.schema.json`: the dataset manifests we read.
 """
 
@@ -18,6 +20,7 @@ from jsonschema import Draft202012Validator
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 PREPROCESSING_SCHEMA = "preprocessing.schema.json"
+REFERENCE_SCHEMA = "reference.schema.json"
 MANIFEST_SCHEMA = "vendored/orchestration/manifest.schema.json"
 
 

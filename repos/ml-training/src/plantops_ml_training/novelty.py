@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plantops_ml_training.contract_files import REFERENCE_SCHEMA, first_problem
+
 METHOD_KNN_COSINE = "knn_cosine"
 PARAMS_FILE = "novelty.npz"
 EMBEDDING_NAME = "embedding"
@@ -174,6 +176,10 @@ def monitoring_reference(
 
 
 def write_reference(data: dict, folder: Path) -> Path:
+    """Write reference.json, checked first against our contract (the drift check reads it)."""
+    problem = first_problem(REFERENCE_SCHEMA, data)
+    if problem is not None:
+        raise ValueError(f"reference.json breaks {REFERENCE_SCHEMA} at {problem}")
     path = folder / REFERENCE_FILE
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path

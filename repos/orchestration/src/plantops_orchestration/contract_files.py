@@ -6,7 +6,8 @@ conform is refused here, before anything is stored. `plants_data.sql` is the tab
 migrations leave it (checked by a test against a migrated database).
 
 Vendored from the inference API: `vendored/inference-api/image-formats.json`, the formats
-ingestion accepts.
+ingestion accepts, and `prediction-log.schema.json`, the records plants_monitor reads; from
+ml-training: `vendored/ml-training/reference.schema.json`, the champion's reference.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from jsonschema import Draft202012Validator
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 MANIFEST_SCHEMA = "manifest.schema.json"
 IMAGE_FORMATS = "vendored/inference-api/image-formats.json"
+PREDICTION_LOG_SCHEMA = "vendored/inference-api/prediction-log.schema.json"
+REFERENCE_SCHEMA = "vendored/ml-training/reference.schema.json"
 
 
 class ContractError(ValueError):
@@ -36,6 +39,20 @@ def load_contract(name: str) -> dict[str, Any]:
 def _validator(definition: str) -> Draft202012Validator:
     schema = load_contract(MANIFEST_SCHEMA)
     return Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"})
+
+
+@cache
+def _document_validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load_contract(name))
+
+
+def first_problem(name: str, document: object) -> str | None:
+    """Where and how `document` breaks the vendored contract `name`, or None if it conforms."""
+    error = next(iter(_document_validator(name).iter_errors(document)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "(top)"
+    return f"{where}: {error.message}"
 
 
 def accepted_image_formats() -> list[dict[str, Any]]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,11 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from plantops_orchestration import db, drift
 from plantops_orchestration.config import Settings
+from plantops_orchestration.contract_files import (
+    PREDICTION_LOG_SCHEMA,
+    REFERENCE_SCHEMA,
+    first_problem,
+)
 from plantops_orchestration.drift_plot import drift_svg
 from plantops_orchestration.storage import (
     StorageError,
@@ -82,30 +86,18 @@ class Reference:
 
     @classmethod
     def parse(cls, data: Any) -> Reference:
-        def numbers(key: str) -> list[float]:
-            values = data.get(key) or []
-            if not isinstance(values, list) or not all(
-                isinstance(v, int | float) and math.isfinite(v) for v in values
-            ):
-                raise MonitoringError(f"reference.json: {key} must be a list of finite numbers")
-            return [float(v) for v in values]
-
-        if not isinstance(data, dict) or data.get("format_version") != 1:
-            raise MonitoringError("reference.json: not a format_version 1 object")
-        labels, mix = data.get("labels"), data.get("label_mix")
-        if not isinstance(labels, list) or not labels or not isinstance(mix, dict):
-            raise MonitoringError("reference.json: labels and label_mix are required")
-        far = data.get("false_alarm_rate")
-        if far is not None and not (isinstance(far, int | float) and 0 <= far <= 1):
-            raise MonitoringError("reference.json: false_alarm_rate must be within [0, 1]")
-        threshold = data.get("threshold")
+        """A reference.json checked against ml-training's contract (vendored)."""
+        problem = first_problem(REFERENCE_SCHEMA, data)
+        if problem is not None:
+            raise MonitoringError(f"reference.json breaks {REFERENCE_SCHEMA} at {problem}")
+        threshold, far = data["threshold"], data["false_alarm_rate"]
         return cls(
-            labels=[str(label) for label in labels],
+            labels=[str(label) for label in data["labels"]],
             threshold=None if threshold is None else float(threshold),
             false_alarm_rate=None if far is None else float(far),
-            label_mix={str(k): float(v) for k, v in mix.items()},
-            novelty_scores=numbers("novelty_scores"),
-            confidences=numbers("confidences"),
+            label_mix={str(k): float(v) for k, v in data["label_mix"].items()},
+            novelty_scores=[float(v) for v in data["novelty_scores"]],
+            confidences=[float(v) for v in data["confidences"]],
         )
 
 
@@ -196,16 +188,13 @@ def _median(values: list[float]) -> float:
 
 
 def parse_record(line: str) -> dict | None:
-    """One log line as a record, or None when it is not one (counted, skipped)."""
+    """One log line as a record of the API's contract (vendored), or None when it is not one
+    (counted, skipped)."""
     try:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict) or any(f not in record for f in RECORD_FIELDS):
-        return None
-    if not isinstance(record["confidence"], int | float) or not isinstance(record["label"], str):
-        return None
-    if record["novelty_score"] is not None and not isinstance(record["novelty_score"], int | float):
+    if first_problem(PREDICTION_LOG_SCHEMA, record) is not None:
         return None
     return record
 
