@@ -84,10 +84,13 @@ CASES = {
     "tiff_200_pages": lambda: _frames("TIFF", 200, compression="tiff_deflate"),
     "jpeg_phone_4032x3024_rotated": lambda: _portrait_jpeg((4032, 3024)),
     "png_rgba_4032x3024": lambda: _encode(_smooth((4032, 3024), "RGBA"), "PNG"),
+    "png_rgb_4032x3024": lambda: _encode(_smooth((4032, 3024), "RGB"), "PNG"),
     "png_palette_largest_accepted": lambda: _encode(_largest_accepted("P"), "PNG"),
     "jpeg_largest_accepted_rotated": lambda: _encode(
         _largest_accepted("RGB"), "JPEG", exif=_rotated()
     ),
+    # The largest photo decoded at full scale (ingestion's fmt/ layer: 1024 px at most).
+    "jpeg_1024x1024": lambda: _encode(_noise((1024, 1024)), "JPEG", quality=90),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
@@ -12,6 +13,7 @@ import schemathesis
 from apiserver import running_api
 from conftest import TEST_API_KEY, image_bytes
 from hypothesis import HealthCheck, given, settings
+from PIL import Image
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +36,29 @@ def test_curl_style_upload_is_classified(api_url):
     )
     assert response.status_code == 200
     assert response.json()["label"] == "green"
+
+
+def test_phone_sized_photos_are_classified_in_both_routes(api_url):
+    # A 12 Mpx EXIF-rotated phone JPEG (decoded at 1/4 scale) and a 12 Mpx RGBA PNG
+    # (resized band by band): what the budget accepts is served, whatever its size.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated_jpeg = io.BytesIO()
+    Image.new("RGB", (4032, 3024), (20, 200, 20)).save(rotated_jpeg, "JPEG", exif=exif.tobytes())
+    rgba_png = io.BytesIO()
+    Image.new("RGBA", (4032, 3024), (200, 20, 20, 255)).save(rgba_png, "PNG")
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        one = http.post("/v1/predict", files={"file": ("phone.jpg", rotated_jpeg.getvalue())})
+        assert one.status_code == 200, one.text
+        assert one.json()["label"] == "green"
+        files = [
+            ("files", ("phone.jpg", rotated_jpeg.getvalue())),
+            ("files", ("a.png", rgba_png.getvalue())),
+        ]
+        batch = http.post("/v1/predict/batch", files=files)
+        assert batch.status_code == 200, batch.text
+        labels = [item["prediction"]["label"] for item in batch.json()["results"]]
+        assert labels == ["green", "red"]
 
 
 def test_concurrent_requests_all_succeed_and_get_their_own_answer(api_url):

@@ -253,3 +253,155 @@ def test_an_inconsistent_spec_is_refused(tmp_path, change, message):
     path.write_text(json.dumps({**spec_dict(["a", "b"]), **change}))
     with pytest.raises(ValueError, match=message):
         PreprocessingSpec.read(path)
+
+
+# ------------------------------------------------- decoding small: the order of the steps
+
+SERVING = {"resize_shorter_side": 256, "crop_size": 224, "resample": "bilinear"}
+
+
+def plain_order(data: bytes, s: PreprocessingSpec) -> np.ndarray:
+    """The spec step by step at full size: rotate, convert to RGB, resize, crop."""
+    return preprocess(decode_image(data, BUDGET), s)
+
+
+def _photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    # A gradient with noise: every pixel differs from its neighbours, as in a photo.
+    rng = np.random.default_rng(seed)
+    noise = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    return Image.blend(Image.linear_gradient("L").resize(size).convert("RGB"), noise, 0.3)
+
+
+def _encoded(image: Image.Image, fmt: str, orientation: int = 1, **save) -> bytes:
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save["exif"] = exif.tobytes()
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def decoded_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """The size each JPEG is decoded at (after any DCT scaling), in order."""
+    from PIL import JpegImagePlugin
+
+    sizes: list[tuple[int, int]] = []
+    load = JpegImagePlugin.JpegImageFile.load
+
+    def recording_load(self):
+        if self.tile:  # pixels still to decode (later calls find them loaded)
+            sizes.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _encoded(_photo((1024, 768)), "JPEG", quality=90),
+        _encoded(_photo((768, 1024)), "JPEG", quality=90),
+        _encoded(_photo((1024, 1024)), "JPEG", quality=90),
+        _encoded(_photo((1025, 1025)), "JPEG", quality=90),
+        _encoded(_photo((600, 400)).convert("L"), "JPEG"),
+        _encoded(_photo((600, 400)).convert("CMYK"), "JPEG"),
+        _encoded(_photo((600, 400)), "PNG"),
+        _encoded(_photo((600, 400)).convert("RGBA"), "PNG"),
+        _encoded(_photo((600, 400)).convert("LA"), "PNG"),
+        _encoded(_photo((600, 400)).convert("L"), "PNG"),
+        _encoded(_photo((600, 400)).convert("1"), "PNG"),
+        _encoded(_photo((600, 400)).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        _encoded(_photo((600, 400)), "GIF"),
+        _encoded(_photo((600, 400)), "WEBP"),
+        _encoded(_photo((600, 400)), "TIFF"),
+    ],
+    ids=[
+        "jpeg-1024x768",
+        "jpeg-768x1024",
+        "jpeg-1024x1024",
+        "jpeg-1025x1025",
+        "jpeg-grey",
+        "jpeg-cmyk",
+        "png",
+        "png-rgba",
+        "png-la",
+        "png-grey",
+        "png-1bit",
+        "png-palette",
+        "gif",
+        "webp",
+        "tiff",
+    ],
+)
+@pytest.mark.parametrize("resample", ["bilinear", "bicubic", "lanczos"])
+def test_a_photo_at_training_size_gives_the_same_array_as_the_plain_order(data, resample):
+    # Every photo of ingestion's fmt/ layer (JPEG, at most 1024 px a side) and every mode:
+    # decoding small changes no pixel.
+    s = spec(**{**SERVING, "resample": resample})
+    np.testing.assert_array_equal(preprocess_bytes(data, s, BUDGET), plain_order(data, s))
+
+
+def test_a_jpeg_up_to_1025_px_on_its_shorter_side_is_decoded_at_full_scale(decoded_sizes):
+    for size in [(1024, 1024), (1025, 1025), (4000, 1025), (1025, 4000)]:
+        preprocess_bytes(_encoded(Image.new("RGB", size), "JPEG"), spec(**SERVING), BUDGET)
+    assert decoded_sizes == [(1024, 1024), (1025, 1025), (4000, 1025), (1025, 4000)]
+
+
+def test_a_jpeg_recipe_with_a_small_resize_still_decodes_1024_px_photos_at_full_scale(
+    decoded_sizes,
+):
+    small = spec(resize_shorter_side=183, crop_size=160)  # a 160-px recipe
+    preprocess_bytes(_encoded(Image.new("RGB", (1024, 1024)), "JPEG"), small, BUDGET)
+    assert decoded_sizes == [(1024, 1024)]
+
+
+@pytest.mark.parametrize(
+    ("size", "decoded"),
+    [
+        ((4032, 3024), (1008, 756)),  # a 12 Mpx phone photo: 1/4
+        ((3024, 4032), (756, 1008)),
+        ((1026, 1026), (513, 513)),  # the smallest decoded at 1/2: shorter side 513 > 512
+        ((2052, 2052), (513, 513)),  # 1/4
+        ((8000, 1500), (4000, 750)),  # the shorter side decides
+    ],
+)
+def test_a_large_jpeg_is_decoded_at_reduced_scale_and_resized_to_the_spec_size(
+    decoded_sizes, size, decoded
+):
+    image = decode_image(_encoded(Image.new("RGB", size), "JPEG"), BUDGET, spec(**SERVING))
+    assert decoded_sizes == [decoded]
+    assert image.size == resized_size(*size, 256)
+
+
+def test_a_large_jpeg_decoded_at_reduced_scale_stays_within_a_few_levels_of_full_decode():
+    data = _encoded(_photo((4032, 3024)), "JPEG", quality=90)
+    s = spec(**SERVING, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # the input is pixel/255
+    difference = np.abs(preprocess_bytes(data, s, BUDGET) - plain_order(data, s)) * 255
+    assert difference.max() <= 8  # noise is the worst case; measured: 2 levels, mean 0.3
+
+
+def test_a_large_exif_rotated_phone_jpeg_comes_out_upright(decoded_sizes):
+    # Stored 4032x3024 (as the sensor reads it), left half red, right half blue; EXIF 6:
+    # turn 90 degrees clockwise to view, so upright it is portrait with red on top.
+    stored = Image.new("RGB", (4032, 3024), (250, 0, 0))
+    stored.paste((0, 0, 250), (2016, 0, 4032, 3024))
+    image = decode_image(_encoded(stored, "JPEG", orientation=6), BUDGET, spec(**SERVING))
+    assert decoded_sizes == [(1008, 756)]  # decoded at 1/4, in the stored orientation
+    assert image.size == (256, 341)  # upright: portrait, shorter side 256
+    top, bottom = image.getpixel((128, 20)), image.getpixel((128, 320))
+    assert top[0] > 200 and top[2] < 50
+    assert bottom[2] > 200 and bottom[0] < 50
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_rotating_first(orientation):
+    # Resized before it is rotated: flips are exact; a quarter turn swaps Pillow's two
+    # resize passes, so rounding may differ by one level of 255.
+    data = _encoded(_photo((700, 500)), "PNG", orientation=orientation)
+    s = spec(**SERVING, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    ours, plain = preprocess_bytes(data, s, BUDGET), plain_order(data, s)
+    assert ours.shape == plain.shape
+    np.testing.assert_allclose(ours, plain, rtol=0, atol=1.01 / 255 if orientation > 4 else 0)
