@@ -28,6 +28,14 @@ TRAINER_UID = 10001
 SECRET_KEYS = ("PLANTOPS_S3_ACCESS_KEY", "PLANTOPS_S3_SECRET_KEY")
 # A multi-GB image may take minutes to pull on a fresh node.
 POD_STARTUP_TIMEOUT_S = 600
+# The only places the trainer writes, as emptyDir volumes: its root filesystem is
+# read-only. /tmp holds the exported model before it is logged; the cache (the image's
+# PLANTOPS_CACHE_DIR) the photos downloaded from fmt/. The infra image smoke runs the
+# image the same way (repos/infra/tests/images).
+TRAINER_WRITABLE_DIRS = {
+    "tmp": "/tmp",
+    "photo-cache": "/home/plantops/.cache/plantops-ml-training",
+}
 
 
 def train_arguments(settings: TrainingSettings, dataset_version: str) -> list[str]:
@@ -120,8 +128,18 @@ def kubernetes_pod_operator_kwargs(
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
         "container_security_context": k8s.V1SecurityContext(
-            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])
+            allow_privilege_escalation=False,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            read_only_root_filesystem=True,
         ),
+        "volumes": [
+            k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource())
+            for name in TRAINER_WRITABLE_DIRS
+        ],
+        "volume_mounts": [
+            k8s.V1VolumeMount(name=name, mount_path=path)
+            for name, path in TRAINER_WRITABLE_DIRS.items()
+        ],
         "get_logs": True,
         "startup_timeout_seconds": POD_STARTUP_TIMEOUT_S,
         # Kubernetes stops the pod at the deadline even if Airflow is gone.

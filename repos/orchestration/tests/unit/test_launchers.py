@@ -127,6 +127,11 @@ def test_kubernetes_pod_is_restricted_bounded_and_stopped_at_the_timeout():
     container = kwargs["container_security_context"]
     assert container.allow_privilege_escalation is False
     assert container.capabilities.drop == ["ALL"]
+    assert container.read_only_root_filesystem is True
+    # Writable only where the trainer writes: /tmp and its photo cache, both emptyDir.
+    mounts = {m.name: m.mount_path for m in kwargs["volume_mounts"]}
+    assert mounts == {"tmp": "/tmp", "photo-cache": "/home/plantops/.cache/plantops-ml-training"}
+    assert {v.name for v in kwargs["volumes"] if v.empty_dir is not None} == set(mounts)
     assert kwargs["active_deadline_seconds"] == 900
     assert kwargs["execution_timeout"] == timedelta(seconds=900)
 
