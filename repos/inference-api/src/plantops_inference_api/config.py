@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # Images decoded and preprocessed at once (0: one per CPU core); more only fight
     # onnxruntime for the same cores.
     preprocess_workers: int = Field(default=0, ge=0)
-    onnx_threads: int = Field(default=0, ge=0)  # 0: onnxruntime's choice (one per core)
+    # onnxruntime's intra-op threads (0: one per core this process may use; model.py).
+    onnx_threads: int = Field(default=0, ge=0)
 
     # Admission control (middleware.py): prediction requests served or queued at once;
     # beyond it, 503 + Retry-After before the body is read. 32 = about 0.25 s of work at

@@ -6,6 +6,7 @@ the benchmark and the tests all predict through the same object.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +91,10 @@ def load_model_dir(folder: Path, source: ModelSource, onnx_threads: int = 0) -> 
     except ValueError as exc:
         raise ModelLoadError("verify", str(exc)) from exc
     options = ort.SessionOptions()
-    if onnx_threads:
-        options.intra_op_num_threads = onnx_threads
+    # Always a number: left to itself onnxruntime starts one thread per core of the
+    # machine and pins each to its core, ignoring the cores this process may use
+    # (taskset, cpusets): a server given one core ran inference on the others too.
+    options.intra_op_num_threads = onnx_threads or len(os.sched_getaffinity(0)) or 1
     # In a server, decoding and HTTP run between inferences: idle onnxruntime threads
     # must sleep, not spin on the cores those need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
