@@ -100,8 +100,8 @@ test: setup ## Every component's tests, then the umbrella's own
 images: ## Build every image (API, webapp, Airflow, MLflow, tooling, ml-training): docker, else podman
 	@$(MAKE) --no-print-directory -C repos/infra images
 
-image-smoke: ## Start each service image as deployed (uid, read-only, limits) on real servers (IMAGES=all: + ml-training)
-	@$(MAKE) --no-print-directory -C repos/infra image-smoke IMAGES="$(IMAGES)"
+image-smoke: ## Build every image, start each as deployed (uid, read-only, limits) on real servers
+	@$(MAKE) --no-print-directory -C repos/infra image-smoke
 
 test-umbrella: ## The umbrella's own tests (multi-repo split, local stack)
 	$(INFRA)/pytest tests

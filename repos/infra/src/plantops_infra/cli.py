@@ -83,9 +83,6 @@ def stack_env() -> None:
 @images_app.command("build")
 def images_build(
     names: Annotated[list[str] | None, typer.Argument(help="Images (default: every one).")] = None,
-    include_heavy: Annotated[
-        bool, typer.Option("--all", help="Also ml-training, which `make image-smoke` skips.")
-    ] = False,
     log_dir: Annotated[Path, typer.Option(help="One build log per image.")] = LOG_DIR,
     jobs: Annotated[int, typer.Option(help="Builds at a time.")] = 2,
 ) -> None:
@@ -94,7 +91,7 @@ def images_build(
 
     try:
         used = prepare_engine()
-        images = selected(names or (), include_heavy)
+        images = selected(names or ())
         took = build_all(images, log_dir, used, jobs)
         for img in images:
             size_mb = size_bytes(img.reference_name) / 1e6
@@ -114,8 +111,7 @@ def images_list() -> None:
 
     for img in IMAGES:
         where = img.manifest.relative_to(REPOS) if img.manifest else "-"
-        note = " (IMAGES=all)" if img.heavy else ""
-        typer.echo(f"{img.reference_name:34} {img.context.relative_to(REPOS)!s:22} {where}{note}")
+        typer.echo(f"{img.reference_name:34} {img.context.relative_to(REPOS)!s:22} {where}")
 
 
 @app.command("rollout")

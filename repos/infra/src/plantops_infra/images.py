@@ -11,6 +11,7 @@ engine is Docker where a daemon answers, else podman with the settings that
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import os
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
@@ -49,8 +51,6 @@ class Image:
     # Where there is no manifest of our own (the training pod is built by the DAG, the
     # tooling image is not deployed), the reference it is run by.
     reference: str | None = None
-    # Built by `make image-smoke` only with IMAGES=all (docs/BENCHMARKS.md, "Images").
-    heavy: bool = False
 
     @property
     def reference_name(self) -> str:
@@ -69,7 +69,7 @@ IMAGES: tuple[Image, ...] = (
     # (k8s/airflow/values.yaml) run the same image with the same uid for each role.
     Image("airflow", REPOS / "orchestration", K8S / "base/plants-data-init.yaml", "init-db"),
     Image("infra", INFRA, reference="plantops/infra:0.1.0"),
-    Image("ml-training", REPOS / "ml-training", reference="plantops/ml-training:0.1.0", heavy=True),
+    Image("ml-training", REPOS / "ml-training", reference="plantops/ml-training:0.1.0"),
 )
 
 
@@ -99,6 +99,8 @@ class Deployment:
     # `env` entries with a literal value, and the names it takes from ConfigMaps/Secrets.
     env: dict[str, str] = field(default_factory=dict)
     env_refs: list[str] = field(default_factory=list)
+    # Mount paths of its emptyDir volumes: the only writable places of a read-only root.
+    writable_dirs: list[str] = field(default_factory=list)
 
 
 def parse_quantity(value: str | int | float) -> float:
@@ -132,6 +134,7 @@ def deployment(img: Image) -> Deployment:
 def from_pod(pod: dict, container: dict) -> Deployment:
     security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
     limits = container["resources"]["limits"]
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
     return Deployment(
         image=container["image"],
         user=int(security["runAsUser"]),
@@ -144,39 +147,54 @@ def from_pod(pod: dict, container: dict) -> Deployment:
         args=list(container.get("args", [])),
         env={e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
         env_refs=[e["name"] for e in container.get("env", []) if "valueFrom" in e],
+        writable_dirs=[
+            m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs
+        ],
     )
 
 
 def trainer_deployment(img: Image) -> Deployment:
     """The training pod plants_train submits: its limits are orchestration's setting defaults.
 
-    Read from the orchestration package's config.py source (no import crosses components),
-    the security context is the restricted one of every PlantOps pod (uid 10001).
+    Read from the orchestration package's source (no import crosses components): the limits
+    from config.py, the writable emptyDir mounts from launchers.py; the security context is
+    the restricted one of every PlantOps pod (uid 10001, read-only root).
     """
-    config = REPOS / "orchestration/src/plantops_orchestration/config.py"
-    defaults: dict[str, str] = {}
-    for node in ast.walk(ast.parse(config.read_text())):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(node.value, ast.Constant)
-        ):
-            defaults[node.target.id] = str(node.value.value)
+    orchestration = REPOS / "orchestration/src/plantops_orchestration"
+    constants = module_constants(orchestration / "config.py")
+    writable = module_constants(orchestration / "launchers.py")["TRAINER_WRITABLE_DIRS"]
     return Deployment(
         image=img.reference_name,
         user=10001,
         group=10001,
-        cpus=parse_quantity(defaults["train_k8s_cpu"]),
-        memory_bytes=int(parse_quantity(defaults["train_k8s_memory"])),
+        cpus=parse_quantity(constants["train_k8s_cpu"]),
+        memory_bytes=int(parse_quantity(constants["train_k8s_memory"])),
         read_only=True,
         drops_all_capabilities=True,
+        writable_dirs=list(writable.values()),
     )
+
+
+def module_constants(source: Path) -> dict[str, Any]:
+    """Literal assignments of a Python file (`name = ...`, `name: type = ...`), unimported."""
+    found: dict[str, Any] = {}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.Assign):
+            targets, value = [t for t in node.targets if isinstance(t, ast.Name)], node.value
+        else:
+            continue
+        with contextlib.suppress(ValueError, TypeError, SyntaxError):  # not a literal
+            literal = ast.literal_eval(value)
+            found.update({t.id: literal for t in targets})
+    return found
 
 
 def run_flags(dep: Deployment, tmp_size: str = "256m") -> list[str]:
     """`run` flags for a container started as deployed: uid, read-only root, no capabilities,
     no privilege escalation, the manifest's CPU and memory limits (no swap beyond it), and
-    a writable /tmp (the manifests' `emptyDir`)."""
+    a writable /tmp and the manifest's other emptyDir mounts."""
     flags = [
         f"--user={dep.user}:{dep.group}",
         f"--cpus={dep.cpus:g}",
@@ -184,6 +202,7 @@ def run_flags(dep: Deployment, tmp_size: str = "256m") -> list[str]:
         f"--memory-swap={dep.memory_bytes}",
         "--security-opt=no-new-privileges",
         f"--tmpfs=/tmp:rw,mode=1777,size={tmp_size}",
+        *(f"--tmpfs={d}:rw,mode=1777,size={tmp_size}" for d in dep.writable_dirs if d != "/tmp"),
     ]
     if dep.read_only:
         flags.append("--read-only")
@@ -279,10 +298,9 @@ def build_all(
     return {name: future.result() for name, future in futures.items()}
 
 
-def selected(names: Sequence[str] = (), include_heavy: bool = False) -> list[Image]:
-    if names:
-        return [image(n) for n in names]
-    return [i for i in IMAGES if include_heavy or not i.heavy]
+def selected(names: Sequence[str] = ()) -> list[Image]:
+    """The images named (all of them when none is)."""
+    return [image(n) for n in names] if names else list(IMAGES)
 
 
 def size_bytes(reference: str) -> int:

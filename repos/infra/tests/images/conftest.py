@@ -2,14 +2,13 @@
 
 The engine is Docker where a daemon answers, else podman (scripts/podman-setup.sh sets it
 up). No engine is a failure, never a skip: these tests are how a broken image is seen.
-`IMAGES=all` adds the images that are slow to build here (ml-training, see
-docs/BENCHMARKS.md "Images").
+Every image is built, ml-training (torch) included: cold, its build is the longest one,
+about 5 minutes here; after a code change, seconds (docs/BENCHMARKS.md, "Images").
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ LOG_DIR = INFRA / "reports" / "images"
 
 
 def wanted() -> list[Image]:
-    return selected(include_heavy=os.environ.get("IMAGES", "") == "all")
+    return selected()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,12 @@ manifest's own arguments. Then one real call each:
 - mlflow: `/health` and a model registered through its registry API;
 - inference-api: `/readyz` once the champion is loaded from that MLflow and S3, one prediction;
 - webapp: the upload page, one photo through its form to a result page;
-- airflow: `plantops-data init-db` as the plants-data-init Job runs it, and a dag-processor
-  whose DAGs parse with no import error;
-- infra tooling: `plantops-infra --help`; ml-training (IMAGES=all): `plantops-train --help`.
+- airflow: `plantops-data init-db` as the plants-data-init Job runs it; the four roles of
+  the Helm values (dag-processor, scheduler, triggerer, api-server), the DAGs parsed with
+  no import error and the api-server reporting the other roles healthy;
+- infra tooling: `plantops-infra --help`;
+- ml-training: `plantops-train --help`, and one tiny training run as the
+  plants_train pod runs it, against S3 and its own MLflow server: registered, promoted.
 
 Last, every long-running container must still run 60 s after its start, never
 OOM-killed, its peak memory under its limit (figures in reports/images/peaks.json).
@@ -23,6 +26,8 @@ them (`mysql:3306`) are rewritten to those servers' addresses, ports to free one
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import re
@@ -431,27 +436,60 @@ def test_airflow_image_runs_the_plants_data_init_job(built, mysql_server, s3_buc
         mysql_server.drop_database(database)
 
 
+# The Helm values' roles, each its own container as each is its own pod; they meet only
+# in the metadata database, a SQLite file in a folder all four mount (on the cluster it is
+# MySQL: Airflow 3 supports MySQL 8, not the MariaDB the development machines have).
+AIRFLOW_ROLES = {
+    "dagProcessor": "airflow db migrate >/tmp/migrate.log 2>&1 && exec airflow dag-processor",
+    "scheduler": "airflow db check-migrations -t 240 && exec airflow scheduler",
+    "triggerer": "airflow db check-migrations -t 240 && exec airflow triggerer",
+    "apiServer": "airflow db check-migrations -t 240 && exec airflow api-server",
+}
+
+
 @pytest.fixture(scope="module")
 def airflow_service(built, tmp_path_factory) -> Iterator[Service]:
-    """The dag-processor role under the Helm values' limits and uid, parsing the baked DAGs.
+    """Airflow's four roles under the Helm values' limits and uid, the api-server's URL.
 
-    Its metadata database is SQLite in /tmp: Airflow 3 supports MySQL 8, not the MariaDB
-    the development machines have (the cluster's is MySQL: k8s/base/mysql.yaml).
+    The dag-processor migrates the database, then parses the baked DAGs; the scheduler,
+    triggerer and api-server wait for the migration. Ports are free ones (the host's
+    network is shared with whatever else runs here, an `airflow standalone` among them).
     """
-    dep = helm_role("dagProcessor")
+    folder = tmp_path_factory.mktemp("airflow-image")
+    database = folder / "db"
+    database.mkdir()
+    database.chmod(0o777)  # uid 50000 writes the SQLite file and its journal
+    api_port = free_port()
     env = {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////tmp/airflow.db",
+        **helm_role("apiServer").env,  # the values' literal env, the same for every role
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////opt/airflow/db/airflow.db",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": unique_name("smoke-jwt-"),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
-    env_file = write_env_file(tmp_path_factory.mktemp("airflow-image") / "env", env)
-    argv = ["bash", "-c", "airflow db migrate >/tmp/migrate.log 2>&1 && exec airflow dag-processor"]
-    flags = [*run_flags(dep), "--tmpfs=/opt/airflow/logs:rw,mode=1777,size=64m"]
-    container = run_detached("plantops-smoke-airflow", dep.image, flags, env_file, argv)
-    started("airflow", dep, container)
+    env_file = write_env_file(folder / "env", env)
+    containers = []
     try:
-        yield Service("", container, dep)
+        for role, command in AIRFLOW_ROLES.items():
+            dep = helm_role(role)
+            flags = [
+                *run_flags(dep),
+                "--tmpfs=/opt/airflow/logs:rw,mode=1777,size=64m",
+                f"--volume={database}:/opt/airflow/db:rw",
+            ]
+            name = f"plantops-smoke-airflow-{role.lower()}"
+            container = run_detached(name, dep.image, flags, env_file, ["bash", "-c", command])
+            containers.append(container)
+            started(f"airflow-{role}", dep, container)
+        yield Service(f"http://127.0.0.1:{api_port}", containers[0], helm_role("dagProcessor"))
     finally:
-        container.rm()
+        for container in containers:
+            container.rm()
 
 
 def test_airflow_dag_processor_parses_every_dag_without_import_errors(airflow_service):
@@ -486,6 +524,29 @@ def test_airflow_dag_processor_parses_every_dag_without_import_errors(airflow_se
     assert json_line(errors.stdout) == [], errors.stdout
 
 
+def test_airflow_api_server_reports_scheduler_triggerer_and_dag_processor_healthy(
+    airflow_service,
+):
+    """The roles found each other through the metadata database: each heartbeats, and the
+    api-server (what the webapp's "retrain now" and the UI talk to) reports them healthy."""
+    url = f"{airflow_service.url}/api/v2/monitor/health"
+    deadline = time.monotonic() + 240
+    health: dict = {}
+    while time.monotonic() < deadline:
+        for name, (container, _) in STARTED.items():
+            if name.startswith("airflow-") and not container.state()["running"]:
+                pytest.fail(f"{name} stopped ({container.state()}):\n{container.logs()}")
+        with contextlib.suppress(OSError, ValueError):
+            status, body, _ = http(url)
+            health = json.loads(body) if status == 200 else {}
+        roles = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        if all(health.get(r, {}).get("status") == "healthy" for r in roles):
+            return
+        time.sleep(3)
+    logs = {n: c.logs()[-3000:] for n, (c, _) in STARTED.items() if n.startswith("airflow-")}
+    pytest.fail(f"not every Airflow role is healthy in 240 s: {health}\n{logs}")
+
+
 # ------------------------------------------------------------------ tools
 
 
@@ -499,14 +560,101 @@ def test_infra_tooling_image_shows_its_help_read_only(built):
     assert "rollout" in result.stdout and "stack" in result.stdout
 
 
-if "ml-training" in [i.name for i in wanted()]:  # built only with IMAGES=all
+# ------------------------------------------------------------------ ml-training
 
-    def test_training_image_shows_its_help_under_the_trainer_pods_limits(built, tmp_path):
-        dep = trainer_deployment(image("ml-training"))
-        env_file = write_env_file(tmp_path / "env", {})
-        result = run_once(dep.image, run_flags(dep), env_file, ["--help"])
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "train" in result.stdout
+# A recipe that trains in seconds (the ml-training suite's own tiny recipe): the run must
+# go through every step a real one does, its accuracy is not the point.
+TINY_RECIPE = """\
+backbone: efficientnet-lite0
+image_size: 64
+frozen_epochs: 0
+epochs: 1
+batch_size: 8
+seed: 0
+accuracy_floor: 0.0
+"""
+TINY_SPLIT = {"train": 8, "val": 2, "test": 2}  # photos per label
+
+
+def put_tiny_dataset(s3, bucket: str, version: str) -> int:
+    """fmt/ photos and agg/<version>/manifest.csv as ingestion writes them (orchestration's
+    manifest contract: key, label, split, sha256); the number of photos."""
+    folder = default_images_dir(INFRA)
+    if folder is None or not folder.is_dir():
+        pytest.fail("the plant photos are missing (shared/datasets/greenr-airflow/data)")
+    client = s3.client()
+    lines = ["key,label,split,sha256"]
+    for label in ("dandelion", "grass"):
+        paths = iter(sorted((folder / label).glob("*.jpg")))
+        for split, count in TINY_SPLIT.items():
+            for _ in range(count):
+                body = next(paths).read_bytes()
+                sha = hashlib.sha256(body).hexdigest()
+                key = f"fmt/{label}/{sha}.jpg"
+                client.put_object(bucket, key, io.BytesIO(body), len(body), "image/jpeg")
+                lines.append(f"{key},{label},{split},{sha}")
+    manifest = ("\n".join(lines) + "\n").encode()
+    client.put_object(bucket, f"agg/{version}/manifest.csv", io.BytesIO(manifest), len(manifest))
+    return len(lines) - 1
+
+
+def test_training_image_shows_its_help_under_the_trainer_pods_limits(built, tmp_path):
+    dep = trainer_deployment(image("ml-training"))
+    env_file = write_env_file(tmp_path / "env", {})
+    result = run_once(dep.image, run_flags(dep), env_file, ["--help"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "train" in result.stdout
+
+
+def test_training_image_trains_registers_and_promotes_a_tiny_model(
+    built, mlflow_server, s3_server, tmp_path
+):
+    """One real run of the image as plants_train's pod runs it: its uid, read-only root,
+    the pod's CPU and memory limits, the ConfigMap's and Secret's variable names.
+    Its own MLflow server (not the image test's), so the API's champion is untouched."""
+    dep = trainer_deployment(image("ml-training"))
+    bucket, version = unique_name("train-img-"), "ds-imagesmoke"
+    s3_server.ensure_buckets(bucket)
+    photos = put_tiny_dataset(s3_server, bucket, version)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE)
+    recipe.chmod(0o644)
+    env = {
+        "PLANTOPS_S3_ENDPOINT": s3_server.endpoint,
+        "PLANTOPS_S3_SECURE": "false",
+        "PLANTOPS_S3_BUCKET": bucket,
+        "PLANTOPS_S3_ACCESS_KEY": s3_server.access_key,
+        "PLANTOPS_S3_SECRET_KEY": s3_server.secret_key,
+        "PLANTOPS_MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLFLOW_S3_ENDPOINT_URL": s3_server.url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # No field-check photos in the image: the run must record "skipped".
+        "PLANTOPS_FIELD_CHECK_DIR": "",
+        "PLANTOPS_FIELD_CHECK_OTHER_DIR": "",
+    }
+    env_file = write_env_file(tmp_path / "env", env)
+    flags = [*run_flags(dep), f"--volume={recipe}:/recipes/tiny.yaml:ro"]
+    argv = ["train", "--dataset-version", version, "--config", "/recipes/tiny.yaml"]
+    result = run_once(dep.image, flags, env_file, argv, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The summary is stdout's last line (MLflow logs to stderr).
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["dataset_version"] == version
+    assert summary["model_version"] == "1" and summary["promoted"], summary
+    assert summary["field_balanced_accuracy"] == "skipped"
+    alias = f"registered-models/alias?name={MODEL_NAME}&alias=champion"
+    status, body, _ = http(f"{mlflow_server.url}/api/2.0/mlflow/{alias}")
+    assert status == 200, body
+    registered = json.loads(body)["model_version"]
+    assert registered["version"] == "1" and registered["run_id"] == summary["run_id"]
+    artifacts = {
+        o.object_name.rsplit("/", 1)[-1]
+        for o in s3_server.client().list_objects(mlflow_server.artifact_bucket, recursive=True)
+    }
+    assert {"model.onnx", "preprocessing.json"} <= artifacts, artifacts
+    assert photos == 2 * sum(TINY_SPLIT.values())
 
 
 # ------------------------------------------------------------------ 60 s under the limits
