@@ -3,7 +3,8 @@
 Same machine, model and images for both halves:
 
 1. raw in-process: decode + preprocess + onnxruntime through the API's own
-   `LoadedModel`, no HTTP. Single-image latency (one at a time), and throughput with
+   `LoadedModel.predict`, no HTTP: the work of a prediction, novelty score included
+   where the model has one. Single-image latency (one at a time), and throughput with
    preprocessing on every core and inference in batches (the best this process can do).
 2. HTTP: the API as a uvicorn process; p50 at low load (one request at a time), then
    concurrent clients: throughput, p50/p95/p99, errors, the server's peak RSS.
@@ -68,11 +69,11 @@ def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
         return preprocess_bytes(data, model.spec, BUDGET)
 
     for data in images[:5]:  # warm-up
-        model.probabilities(one(data)[None])
+        model.predict(one(data)[None])
     latencies = []
     for data in images:
         start = time.perf_counter()
-        model.probabilities(one(data)[None])
+        model.predict(one(data)[None])
         latencies.append(time.perf_counter() - start)
     # Pipelined: the pool preprocesses ahead while batches run, as the server overlaps them.
     work = images * 2
@@ -80,7 +81,7 @@ def bench_raw(model: LoadedModel, images: list[bytes], batch: int) -> dict:
         start = time.perf_counter()
         pending = [pool.submit(one, data) for data in work]
         for i in range(0, len(work), batch):
-            model.probabilities(np.stack([f.result() for f in pending[i : i + batch]]))
+            model.predict(np.stack([f.result() for f in pending[i : i + batch]]))
         elapsed = time.perf_counter() - start
     single = len(latencies) / sum(latencies)
     batched = len(work) / elapsed
