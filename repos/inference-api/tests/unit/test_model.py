@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -114,3 +115,17 @@ def test_a_novelty_block_without_an_embedding_output_is_refused(tmp_path):
     (folder / "preprocessing.json").write_text(json.dumps(spec))
     with pytest.raises(ModelLoadError, match="embedding_name"):
         load_model_dir(folder, SOURCE)
+
+
+def test_onnxruntime_gets_one_thread_per_core_this_process_may_use(tmp_path):
+    # Left at 0, onnxruntime would start one thread per core of the machine, each pinned
+    # to its core, outside the process's taskset or cpuset.
+    model = load_model_dir(write_model(tmp_path), SOURCE)
+    threads = model.session.get_session_options().intra_op_num_threads
+    assert threads == len(os.sched_getaffinity(0))
+    assert (
+        load_model_dir(write_model(tmp_path / "two"), SOURCE, 2)
+        .session.get_session_options()
+        .intra_op_num_threads
+        == 2
+    )
