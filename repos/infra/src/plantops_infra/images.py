@@ -14,6 +14,7 @@ import ast
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import subprocess
@@ -145,12 +146,34 @@ def from_pod(pod: dict, container: dict) -> Deployment:
         drops_all_capabilities="ALL" in security.get("capabilities", {}).get("drop", []),
         command=list(container.get("command", [])),
         args=list(container.get("args", [])),
-        env={e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
-        env_refs=[e["name"] for e in container.get("env", []) if "valueFrom" in e],
+        env={
+            **{e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
+            **resource_env(container),
+        },
+        env_refs=[
+            e["name"]
+            for e in container.get("env", [])
+            if "valueFrom" in e and "resourceFieldRef" not in e["valueFrom"]
+        ],
         writable_dirs=[
             m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs
         ],
     )
+
+
+def resource_env(container: dict) -> dict[str, str]:
+    """The Downward API's `resourceFieldRef` variables, as the kubelet gives them: the
+    container's limit divided by the divisor, rounded up (only `limits.cpu` is used)."""
+    env = {}
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("resourceFieldRef")
+        if ref is None:
+            continue
+        if ref["resource"] != "limits.cpu":
+            raise ImageError(f"{entry['name']}: only limits.cpu is read, not {ref['resource']}")
+        limit = parse_quantity(container["resources"]["limits"]["cpu"])
+        env[entry["name"]] = str(math.ceil(limit / parse_quantity(ref.get("divisor", "1"))))
+    return env
 
 
 def trainer_deployment(img: Image) -> Deployment:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from plantops_infra.images import from_pod, image, module_constants, run_flags, trainer_deployment
+from plantops_infra.images import (
+    deployment,
+    from_pod,
+    image,
+    module_constants,
+    run_flags,
+    trainer_deployment,
+)
 
 POD = {
     "securityContext": {"runAsUser": 10001, "runAsGroup": 10001},
@@ -50,3 +57,26 @@ def test_module_constants_reads_literals_and_skips_the_rest(tmp_path):
         'cpu: str = "2"\nDIRS = {"tmp": "/tmp"}\nfactory = dict(a=1)\nclass C:\n    n: int = 3\n'
     )
     assert module_constants(source) == {"cpu": "2", "DIRS": {"tmp": "/tmp"}, "n": 3}
+
+
+def test_downward_api_cpu_variables_are_given_as_the_kubelet_gives_them():
+    container = {
+        **CONTAINER,
+        "env": [
+            {"name": "PLAIN", "value": "1"},
+            {
+                "name": "THREADS",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}},
+            },
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "KEY"}}},
+        ],
+    }
+    dep = from_pod(POD, container)
+    assert dep.env == {"PLAIN": "1", "THREADS": "1"}  # 500m rounded up
+    assert dep.env_refs == ["KEY"]  # the smoke must provide only what comes from a Secret
+
+
+def test_the_api_manifest_sizes_its_thread_pools_from_its_cpu_limit():
+    dep = deployment(image("inference-api"))
+    assert dep.env["PLANTOPS_ONNX_THREADS"] == dep.env["PLANTOPS_PREPROCESS_WORKERS"]
+    assert int(dep.env["PLANTOPS_ONNX_THREADS"]) == dep.cpus
