@@ -71,7 +71,8 @@ def _smooth(size: tuple[int, int], mode: str) -> Image.Image:
 
 
 def _largest_accepted(mode: str) -> Image.Image:
-    side = int(Settings().max_image_pixels ** 0.5)
+    # The budget is an RGB frame's bytes: modes of more bytes a pixel get fewer pixels.
+    side = int(Settings().image_budget.pixel_limit(mode) ** 0.5)
     return _smooth((side, side), mode)
 
 
@@ -84,6 +85,7 @@ CASES = {
     "tiff_200_pages": lambda: _frames("TIFF", 200, compression="tiff_deflate"),
     "jpeg_phone_4032x3024_rotated": lambda: _portrait_jpeg((4032, 3024)),
     "png_rgba_4032x3024": lambda: _encode(_smooth((4032, 3024), "RGBA"), "PNG"),
+    "png_rgba_largest_accepted": lambda: _encode(_largest_accepted("RGBA"), "PNG"),
     "png_rgb_4032x3024": lambda: _encode(_smooth((4032, 3024), "RGB"), "PNG"),
     "png_palette_largest_accepted": lambda: _encode(_largest_accepted("P"), "PNG"),
     "jpeg_largest_accepted_rotated": lambda: _encode(

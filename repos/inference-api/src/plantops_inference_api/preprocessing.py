@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image, ImageMode, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plantops_inference_api.contract_files import accepted_formats, preprocessing_problem
@@ -136,11 +136,20 @@ class ImageBudget:
     max_pixels: int
     max_aspect_ratio: float
 
-    def check(self, width: int, height: int) -> None:
+    def pixel_limit(self, mode: str = "RGB") -> int:
+        """`max_pixels` is the budget of an 8-bit RGB frame (3 bytes a pixel); a mode of more
+        bytes a pixel (RGBA, CMYK, 32-bit) gets as many bytes, so fewer pixels: a 12 Mpx
+        RGBA PNG would cost 60 MB to decode and resize, against 51 MB for its RGB twin."""
+        return self.max_pixels * 3 // max(bytes_per_pixel(mode), 3)
+
+    def check(self, width: int, height: int, mode: str = "RGB") -> None:
         if width < 1 or height < 1:
             raise InvalidImage("The image has no pixels.")
-        if width * height > self.max_pixels:
-            raise ImageTooLarge(too_many_pixels_message(self.max_pixels, width, height))
+        limit = self.pixel_limit(mode)
+        if width * height > limit:
+            raise ImageTooLarge(
+                too_many_pixels_message(limit, width, height, mode, self.max_pixels)
+            )
         if max(width, height) / min(width, height) > self.max_aspect_ratio:
             raise BadAspectRatio(bad_aspect_ratio_message(self.max_aspect_ratio, width, height))
 
@@ -195,7 +204,7 @@ def _open(data: bytes, budget: ImageBudget) -> Image.Image:
         raise ImageTooLarge(too_many_pixels_message(budget.max_pixels)) from exc
     except Exception as exc:  # Pillow raises many types for unreadable input
         raise InvalidImage(f"The file is not an image this API reads ({ACCEPTED_NAMES}).") from exc
-    budget.check(*image.size)
+    budget.check(*image.size, image.mode)
     return image
 
 
@@ -246,9 +255,22 @@ def _resize_to_rgb(
     return Image.merge("RGB", bands)
 
 
-def too_many_pixels_message(limit: int, width: int = 0, height: int = 0) -> str:
+def bytes_per_pixel(mode: str) -> int:
+    """Bytes a decoded pixel takes in Pillow's `mode` (RGB 3, RGBA and CMYK 4, L and P 1)."""
+    described = ImageMode.getmode(mode)
+    return len(described.bands) * int(described.typestr[-1])
+
+
+def too_many_pixels_message(
+    limit: int, width: int = 0, height: int = 0, mode: str = "RGB", rgb_limit: int = 0
+) -> str:
+    """The 413's message; the webapp words it the same (its images.py)."""
     size = f" ({width}x{height})" if width else ""
-    return f"The image is too large{size}: at most {limit} pixels are accepted. Resize it first."
+    if rgb_limit and limit < rgb_limit:
+        accepted = f"at most {limit} pixels are accepted in mode {mode} ({rgb_limit} in RGB)"
+    else:
+        accepted = f"at most {limit} pixels are accepted"
+    return f"The image is too large{size}: {accepted}. Resize it first."
 
 
 def bad_aspect_ratio_message(limit: float, width: int, height: int) -> str:

@@ -39,14 +39,17 @@ def test_curl_style_upload_is_classified(api_url):
 
 
 def test_phone_sized_photos_are_classified_in_both_routes(api_url):
-    # A 12 Mpx EXIF-rotated phone JPEG (decoded at 1/4 scale) and a 12 Mpx RGBA PNG
-    # (resized band by band): what the budget accepts is served, whatever its size.
+    # A 12 Mpx EXIF-rotated phone JPEG (decoded at 1/4 scale) and the largest RGBA PNG the
+    # budget takes, 9.4 Mpx (resized band by band): what it accepts is served, whatever
+    # its size; 12 Mpx in RGBA is over it.
     exif = Image.Exif()
     exif[0x0112] = 6
     rotated_jpeg = io.BytesIO()
     Image.new("RGB", (4032, 3024), (20, 200, 20)).save(rotated_jpeg, "JPEG", exif=exif.tobytes())
     rgba_png = io.BytesIO()
-    Image.new("RGBA", (4032, 3024), (200, 20, 20, 255)).save(rgba_png, "PNG")
+    Image.new("RGBA", (3540, 2660), (200, 20, 20, 255)).save(rgba_png, "PNG")
+    too_wide = io.BytesIO()
+    Image.new("RGBA", (4032, 3024), (200, 20, 20, 255)).save(too_wide, "PNG")
     with httpx.Client(base_url=api_url, timeout=30) as http:
         one = http.post("/v1/predict", files={"file": ("phone.jpg", rotated_jpeg.getvalue())})
         assert one.status_code == 200, one.text
@@ -59,6 +62,9 @@ def test_phone_sized_photos_are_classified_in_both_routes(api_url):
         assert batch.status_code == 200, batch.text
         labels = [item["prediction"]["label"] for item in batch.json()["results"]]
         assert labels == ["green", "red"]
+        refused = http.post("/v1/predict", files={"file": ("big.png", too_wide.getvalue())})
+        assert refused.status_code == 413
+        assert "in mode RGBA" in refused.json()["message"]
 
 
 def test_concurrent_requests_all_succeed_and_get_their_own_answer(api_url):

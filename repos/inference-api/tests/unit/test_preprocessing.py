@@ -405,3 +405,22 @@ def test_every_exif_orientation_matches_rotating_first(orientation):
     ours, plain = preprocess_bytes(data, s, BUDGET), plain_order(data, s)
     assert ours.shape == plain.shape
     np.testing.assert_allclose(ours, plain, rtol=0, atol=1.01 / 255 if orientation > 4 else 0)
+
+
+def test_the_pixel_budget_is_an_rgb_frames_bytes_so_wider_modes_get_fewer_pixels():
+    budget = ImageBudget(max_pixels=12_600_000, max_aspect_ratio=8.0)
+    assert budget.pixel_limit("RGB") == budget.pixel_limit("L") == 12_600_000
+    assert budget.pixel_limit("P") == budget.pixel_limit("1") == 12_600_000
+    assert budget.pixel_limit("RGBA") == budget.pixel_limit("CMYK") == 9_450_000
+    assert budget.pixel_limit("F") == 9_450_000  # one band of 4 bytes
+    budget.check(3650, 2740, "RGB")  # 10 Mpx RGB: accepted
+    with pytest.raises(ImageTooLarge, match="at most 9450000 pixels are accepted in mode RGBA"):
+        budget.check(3650, 2740, "RGBA")
+
+
+def test_a_10_mpx_rgba_png_is_refused_before_its_pixels_are_decoded():
+    buffer = io.BytesIO()
+    Image.new("RGBA", (3650, 2740), (10, 200, 10, 255)).save(buffer, "PNG")
+    budget = ImageBudget(max_pixels=12_600_000, max_aspect_ratio=8.0)
+    with pytest.raises(ImageTooLarge, match=r"\(3650x2740\).*\(12600000 in RGB\)"):
+        decode_image(buffer.getvalue(), budget)

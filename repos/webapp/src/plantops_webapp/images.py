@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageMode
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,22 @@ class ImageBudget:
     max_pixels: int
     max_aspect_ratio: float
 
+    def pixel_limit(self, mode: str = "RGB") -> int:
+        """`max_pixels` is the budget of an 8-bit RGB frame; a mode of more bytes a pixel
+        (RGBA, CMYK, 32-bit) gets as many bytes, so fewer pixels (the API's rule)."""
+        return self.max_pixels * 3 // max(bytes_per_pixel(mode), 3)
+
     def check(self, data: bytes) -> None:
         try:
-            size = header_size(data)
+            header = read_header(data)
         except Image.DecompressionBombError:  # too large for Pillow to even size it
-            raise ImageRefused(413, self._too_large()) from None
-        if size is None:
+            raise ImageRefused(413, self._too_large(self.max_pixels)) from None
+        if header is None:
             return  # unreadable header: the API says what is wrong with the file
-        width, height = size
-        if width * height > self.max_pixels:
-            raise ImageRefused(413, self._too_large(f" ({width}x{height})"))
+        (width, height), mode = header
+        limit = self.pixel_limit(mode)
+        if width * height > limit:
+            raise ImageRefused(413, self._too_large(limit, f" ({width}x{height})", mode))
         if max(width, height) / max(min(width, height), 1) > self.max_aspect_ratio:
             raise ImageRefused(
                 422,
@@ -104,15 +110,24 @@ class ImageBudget:
                 "accept. Crop it first.",
             )
 
-    def _too_large(self, size: str = "") -> str:
-        return (
-            f"The image is too large{size}: at most {self.max_pixels} pixels are accepted. "
-            "Resize it first."
-        )
+    def _too_large(self, limit: int, size: str = "", mode: str = "RGB") -> str:
+        if limit < self.max_pixels:
+            accepted = (
+                f"at most {limit} pixels are accepted in mode {mode} ({self.max_pixels} in RGB)"
+            )
+        else:
+            accepted = f"at most {limit} pixels are accepted"
+        return f"The image is too large{size}: {accepted}. Resize it first."
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header alone (no pixel is decoded); None if unreadable.
+def bytes_per_pixel(mode: str) -> int:
+    """Bytes a decoded pixel takes in Pillow's `mode` (RGB 3, RGBA and CMYK 4, L and P 1)."""
+    described = ImageMode.getmode(mode)
+    return len(described.bands) * int(described.typestr[-1])
+
+
+def read_header(data: bytes) -> tuple[tuple[int, int], str] | None:
+    """((width, height), Pillow mode) from the header alone; None if unreadable.
 
     Raises Pillow's DecompressionBombError for a size over Pillow's own hard limit.
     """
@@ -120,7 +135,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
-                return image.size
+                return image.size, image.mode
     except Image.DecompressionBombError:
         raise
     except Exception:  # Pillow raises many types for unreadable input

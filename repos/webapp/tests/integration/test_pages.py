@@ -80,8 +80,13 @@ def test_a_file_the_page_cannot_show_is_refused_without_asking_the_api(
 
 @pytest.mark.parametrize(
     "image",
-    [Image.new("L", (4000, 1)), Image.new("L", (1, 30000)), Image.new("1", (4000, 4000))],
-    ids=["4000x1", "1x30000", "16-mpx-in-a-tiny-file"],
+    [
+        Image.new("L", (4000, 1)),
+        Image.new("L", (1, 30000)),
+        Image.new("1", (4000, 4000)),
+        Image.new("RGBA", (3650, 2740)),  # 10 Mpx: within RGB's budget, over RGBA's
+    ],
+    ids=["4000x1", "1x30000", "16-mpx-in-a-tiny-file", "10-mpx-rgba"],
 )
 def test_an_image_over_the_apis_budget_gets_its_message_without_asking_it(
     webapp, inference_api, image
