@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -131,3 +132,9 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def usable_cores() -> int:
+    """The cores this process may use (taskset, cpusets), not all of the machine's: the
+    default size of the preprocessing pool and of onnxruntime's threads."""
+    return len(os.sched_getaffinity(0))

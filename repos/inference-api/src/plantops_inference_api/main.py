@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from plantops_inference_api.admission import Admission
 from plantops_inference_api.api import api_router
 from plantops_inference_api.auth import FailedKeyLimiter, parse_networks
 from plantops_inference_api.batching import Batcher
-from plantops_inference_api.config import Settings, get_settings
+from plantops_inference_api.config import Settings, get_settings, usable_cores
 from plantops_inference_api.errors import install_error_handlers
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
@@ -39,8 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     batcher = Batcher(settings.inference_batch_size, metrics)
-    # The cores this process may use (taskset, cpusets), not all of the machine's.
-    workers = settings.preprocess_workers or len(os.sched_getaffinity(0)) or 2
+    workers = settings.preprocess_workers or usable_cores()
     preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
     admission = Admission(settings.max_in_flight, metrics)
     recorder = PredictionRecorder(settings, metrics)

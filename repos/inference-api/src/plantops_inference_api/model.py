@@ -6,7 +6,6 @@ the benchmark and the tests all predict through the same object.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import onnxruntime as ort
 
+from plantops_inference_api.config import usable_cores
 from plantops_inference_api.errors import ModelLoadError
 from plantops_inference_api.novelty import NoveltyScorer, load_scorer
 from plantops_inference_api.preprocessing import PreprocessingSpec
@@ -94,7 +94,7 @@ def load_model_dir(folder: Path, source: ModelSource, onnx_threads: int = 0) -> 
     # Always a number: left to itself onnxruntime starts one thread per core of the
     # machine and pins each to its core, ignoring the cores this process may use
     # (taskset, cpusets): a server given one core ran inference on the others too.
-    options.intra_op_num_threads = onnx_threads or len(os.sched_getaffinity(0)) or 1
+    options.intra_op_num_threads = onnx_threads or usable_cores()
     # In a server, decoding and HTTP run between inferences: idle onnxruntime threads
     # must sleep, not spin on the cores those need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -118,14 +118,18 @@ def wait_for(container: Container, url: str, timeout: float = 180.0) -> None:
     pytest.fail(f"{url} did not answer 200 in {timeout:.0f} s:\n{container.logs()}")
 
 
-def photo(label: str) -> tuple[str, bytes]:
+def photos_dir() -> Path:
     folder = default_images_dir(INFRA)
     if folder is None or not folder.is_dir():
         pytest.fail(
             "the plant photos are missing: shared/datasets/greenr-airflow/data beside the "
             "checkout, or PLANTOPS_IMAGES_DIR"
         )
-    path = sorted((folder / label).glob("*.jpg"))[0]
+    return folder
+
+
+def photo(label: str) -> tuple[str, bytes]:
+    path = sorted((photos_dir() / label).glob("*.jpg"))[0]
     return path.name, path.read_bytes()
 
 
@@ -473,7 +477,7 @@ def airflow_service(built, tmp_path_factory) -> Iterator[Service]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
     env_file = write_env_file(folder / "env", env)
-    containers = []
+    containers: list[tuple[Container, Deployment]] = []
     try:
         for role, command in AIRFLOW_ROLES.items():
             dep = helm_role(role)
@@ -484,11 +488,12 @@ def airflow_service(built, tmp_path_factory) -> Iterator[Service]:
             ]
             name = f"plantops-smoke-airflow-{role.lower()}"
             container = run_detached(name, dep.image, flags, env_file, ["bash", "-c", command])
-            containers.append(container)
+            containers.append((container, dep))
             started(f"airflow-{role}", dep, container)
-        yield Service(f"http://127.0.0.1:{api_port}", containers[0], helm_role("dagProcessor"))
+        dag_processor, deployed = containers[0]
+        yield Service(f"http://127.0.0.1:{api_port}", dag_processor, deployed)
     finally:
-        for container in containers:
+        for container, _ in containers:
             container.rm()
 
 
@@ -579,9 +584,7 @@ TINY_SPLIT = {"train": 8, "val": 2, "test": 2}  # photos per label
 def put_tiny_dataset(s3, bucket: str, version: str) -> int:
     """fmt/ photos and agg/<version>/manifest.csv as ingestion writes them (orchestration's
     manifest contract: key, label, split, sha256); the number of photos."""
-    folder = default_images_dir(INFRA)
-    if folder is None or not folder.is_dir():
-        pytest.fail("the plant photos are missing (shared/datasets/greenr-airflow/data)")
+    folder = photos_dir()
     client = s3.client()
     lines = ["key,label,split,sha256"]
     for label in ("dandelion", "grass"):
