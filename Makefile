@@ -13,6 +13,13 @@ COMPONENTS := infra orchestration ml-training inference-api webapp
 INFRA := repos/infra/.venv/bin
 STACK_ENV := source scripts/stack-env.sh
 RUNNING_ENV := source scripts/running-stack-env.sh
+# The datasets (shared/ beside the checkout, or beside the repository a local clone was
+# made from), for every component's tests and targets; a variable already set wins.
+SHARED_DIR := $(shell bash scripts/shared-dir.sh)
+ifneq ($(SHARED_DIR),)
+export PLANTOPS_IMAGES_DIR ?= $(SHARED_DIR)/datasets/greenr-airflow/data
+export PLANTOPS_FIELD_CHECK_DIR ?= $(SHARED_DIR)/datasets/field-check/data
+endif
 
 .PHONY: help setup system-packages up down status demo test test-umbrella lint typecheck \
         contracts split ingest train monitor train-if-needed serve check-skew screenshot field-check bench bench-ingest bench-train bench-novelty bench-api bench-load \
