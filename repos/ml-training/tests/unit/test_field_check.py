@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from plantops_ml_training.config import CHECKOUT_FIELD_CHECK_DIR, Settings
+from plantops_ml_training import config
+from plantops_ml_training.config import Settings
 from plantops_ml_training.dataset import Dataset, DatasetError, Example, sha256_of
 from plantops_ml_training.field_check import (
     check_never_trained_on,
@@ -76,9 +77,14 @@ def test_logged_predictions_give_right_or_wrong_per_photo():
     assert read_correct_by_sha256(text) == {"aa": True, "bb": False}
 
 
-def test_the_setting_defaults_to_the_checkout_folder_and_empty_turns_it_off(monkeypatch):
+def test_the_setting_defaults_to_the_checkout_folder_and_empty_turns_it_off(monkeypatch, tmp_path):
+    # The folder beside the checkout, when there is one: pointed at a folder that exists,
+    # then at one that does not (a clone in a temporary folder has no shared/ beside it).
     monkeypatch.delenv("PLANTOPS_FIELD_CHECK_DIR", raising=False)
-    assert Settings().field_check_dir == CHECKOUT_FIELD_CHECK_DIR
+    monkeypatch.setattr(config, "CHECKOUT_FIELD_CHECK_DIR", tmp_path)
+    assert Settings().field_check_dir == tmp_path
+    monkeypatch.setattr(config, "CHECKOUT_FIELD_CHECK_DIR", tmp_path / "missing")
+    assert Settings().field_check_dir is None
     monkeypatch.setenv("PLANTOPS_FIELD_CHECK_DIR", "")
     assert Settings().field_check_dir is None
     monkeypatch.setenv("PLANTOPS_FIELD_CHECK_DIR", "/somewhere/else")
