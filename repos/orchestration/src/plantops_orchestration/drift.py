@@ -1,7 +1,8 @@
 """The statistics of the drift check, in plain Python (Airflow's environment has no scipy).
 
-- `binomial_sf`: the exact one-sided binomial tail, for the out-of-distribution rate
-  against the reference's validation false-alarm rate;
+- `fisher_greater`: the one-sided Fisher exact test, for the out-of-distribution share
+  of the stream against that of the reference's validation photos (both are counts: the
+  reference share comes from a few dozen photos, and is often 0);
 - `ks_2samp`: the two-sample Kolmogorov-Smirnov statistic and its asymptotic p-value
   (the limiting Kolmogorov distribution, scipy's `kstwobign`), for novelty scores
   and confidences;
@@ -20,29 +21,29 @@ from collections.abc import Mapping, Sequence
 PSI_FLOOR = 1e-4
 
 
-def binomial_sf(successes: int, trials: int, rate: float) -> float:
-    """P(X >= successes) for X ~ Binomial(trials, rate)."""
-    if successes <= 0:
+def fisher_greater(flagged: int, total: int, reference_flagged: int, reference_total: int) -> float:
+    """One-sided Fisher exact p-value of "the stream's share flagged/total is above the
+    reference's reference_flagged/reference_total": P(X >= flagged) for X hypergeometric,
+    `total` draws from both samples pooled."""
+    if flagged <= 0:
         return 1.0
-    if successes > trials:
+    pooled_flagged = flagged + reference_flagged
+    pooled = total + reference_total
+    top_k = min(total, pooled_flagged)
+    if flagged > top_k:
         return 0.0
-    if rate <= 0.0:
+
+    def log_comb(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    log_all = log_comb(pooled, total)
+    terms = [
+        log_comb(pooled_flagged, k) + log_comb(pooled - pooled_flagged, total - k) - log_all
+        for k in range(flagged, top_k + 1)
+        if total - k <= pooled - pooled_flagged
+    ]
+    if not terms:
         return 0.0
-    if rate >= 1.0:
-        return 1.0
-    log_p, log_q = math.log(rate), math.log1p(-rate)
-    log_n = math.lgamma(trials + 1)
-
-    def log_term(k: int) -> float:
-        return (
-            log_n
-            - math.lgamma(k + 1)
-            - math.lgamma(trials - k + 1)
-            + k * log_p
-            + (trials - k) * log_q
-        )
-
-    terms = [log_term(k) for k in range(successes, trials + 1)]
     top = max(terms)
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 

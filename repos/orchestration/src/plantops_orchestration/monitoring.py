@@ -8,9 +8,10 @@ One run:
    answered by the champion version; other versions are counted, not compared;
 3. the champion's `reference.json` (MLflow alias -> version source -> S3);
 4. four checks (`evaluate`), each drifting only when it is both significant and large:
-   - out-of-distribution rate: the one-sided exact binomial test of "rate <= the
-     reference's validation false-alarm rate" rejects at `monitor_alpha` AND the rate is
-     at least `monitor_ood_margin` above it;
+   - out-of-distribution rate: the one-sided Fisher exact test of "the stream's share
+     is no higher than the reference's validation photos' share" (both counted)
+     rejects at `monitor_alpha` AND the rate is at least `monitor_ood_margin` above the
+     reference's;
    - novelty scores and confidences: the two-sample KS test rejects at `monitor_alpha`
      AND its statistic D is at least `monitor_ks_min_statistic`;
    - predicted-label mix: PSI at least `monitor_psi_threshold` (0.25: the usual "large
@@ -118,7 +119,6 @@ def evaluate(records: list[dict], reference: Reference, settings: Settings) -> d
     base: dict[str, Any] = {"records": n, "min_records": settings.monitor_min_records}
     if n < settings.monitor_min_records:
         return {**base, "status": "not_enough_data", "drift": False, "checks": {}}
-    alpha = settings.monitor_alpha
     scored = [r for r in records if r["novelty_score"] is not None]
     flagged = [r for r in scored if r["out_of_distribution"] is not None]
     checks: dict[str, Any] = {
@@ -129,17 +129,7 @@ def evaluate(records: list[dict], reference: Reference, settings: Settings) -> d
     }
     far = reference.false_alarm_rate
     if len(flagged) >= settings.monitor_min_records and far is not None:
-        k = sum(bool(r["out_of_distribution"]) for r in flagged)
-        rate = k / len(flagged)
-        p_value = drift.binomial_sf(k, len(flagged), far)
-        checks["ood_rate"] = {
-            "observed": rate,
-            "out_of_distribution": k,
-            "scored": len(flagged),
-            "reference_false_alarm_rate": far,
-            "p_value": p_value,
-            "drift": p_value < alpha and rate >= far + settings.monitor_ood_margin,
-        }
+        checks["ood_rate"] = _ood_check(flagged, reference, settings)
     if len(scored) >= settings.monitor_min_records and reference.novelty_scores:
         checks["novelty_ks"] = _ks_check(
             [float(r["novelty_score"]) for r in scored], reference.novelty_scores, settings
@@ -163,6 +153,38 @@ def evaluate(records: list[dict], reference: Reference, settings: Settings) -> d
         "drift": bool(drifted),
         "drifted_checks": drifted,
         "checks": checks,
+    }
+
+
+def _ood_check(flagged: list[dict], reference: Reference, settings: Settings) -> dict[str, Any]:
+    """The stream's out-of-distribution share against the validation photos' share.
+
+    Both are counted, so the test is Fisher's exact test, not a binomial test against
+    the reference rate: a reference of 40 photos with no false alarm measures a rate of
+    0, and against a rate of 0 every flagged photo would be "significant" (an ordinary
+    stream of new photos, 5 of 100 flagged, read as drift).
+    """
+    k = sum(bool(r["out_of_distribution"]) for r in flagged)
+    n = len(flagged)
+    far = reference.false_alarm_rate or 0.0
+    reference_n = len(reference.novelty_scores)
+    threshold = reference.threshold
+    if threshold is not None:
+        reference_k = sum(score > threshold for score in reference.novelty_scores)
+    else:  # no threshold: the rate as the reference states it
+        reference_k = round(far * reference_n)
+    p_value = drift.fisher_greater(k, n, reference_k, reference_n)
+    rate = k / n
+    return {
+        "observed": rate,
+        "out_of_distribution": k,
+        "scored": n,
+        "reference_false_alarm_rate": far,
+        "reference_out_of_distribution": reference_k,
+        "reference_photos": reference_n,
+        "test": "one-sided Fisher exact, against the reference photos' count",
+        "p_value": p_value,
+        "drift": p_value < settings.monitor_alpha and rate >= far + settings.monitor_ood_margin,
     }
 
 
