@@ -102,7 +102,9 @@ Backbone = Literal["efficientnet-lite0", "efficientnet-lite2", "resnet18", "resn
 # fine_tune: frozen epochs, then the whole network (fastai's fine_tune schedule).
 # frozen_body: the body keeps its ImageNet weights; its features of a few augmented
 # views per image are computed once and only the head is trained on them.
-Method = Literal["fine_tune", "frozen_body"]
+# head_then_tune: frozen_body's head, then a short fine-tune of the body's last
+# `tune_blocks` blocks and the head (`tune_epochs` at `tune_lr`, the recipe's augmentation).
+Method = Literal["fine_tune", "frozen_body", "head_then_tune"]
 
 
 class TrainConfig(BaseModel):
@@ -127,6 +129,14 @@ class TrainConfig(BaseModel):
     # resized crops, each mirrored or not) and the head's epochs over their features.
     feature_views: int = Field(2, ge=1)
     head_epochs: int = Field(20, ge=1)
+    # frozen_body: heads trained on the same features with seeds seed, seed + 1, ...; the
+    # exported graph averages their logits (one body: the serving cost hardly changes).
+    ensemble_heads: int = Field(1, ge=1)
+    # head_then_tune: the body's last blocks trained after the head (a number at least
+    # the body's block count trains it all), for tune_epochs at the low rate tune_lr.
+    tune_blocks: int = Field(2, ge=1)
+    tune_epochs: int = Field(2, ge=1)
+    tune_lr: float = Field(2e-4, gt=0)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(16, ge=2)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
@@ -158,6 +168,12 @@ class TrainConfig(BaseModel):
     def _some_training(self) -> TrainConfig:
         if self.frozen_epochs + self.epochs == 0:
             raise ValueError("frozen_epochs + epochs must be at least 1")
+        return self
+
+    @model_validator(mode="after")
+    def _ensemble_of_frozen_heads(self) -> TrainConfig:
+        if self.ensemble_heads > 1 and self.method != "frozen_body":
+            raise ValueError("ensemble_heads > 1 needs method: frozen_body (heads on one body)")
         return self
 
     @model_validator(mode="after")

@@ -46,6 +46,13 @@ class LiteBody(nn.Module):
         late = [*blocks[half:], self.net._conv_head, self.net._bn1]
         return [early, late]
 
+    def tail(self, blocks: int) -> list[nn.Module]:
+        """The last `blocks` blocks and the final convolution (all of it when `blocks` is
+        at least the block count): what a short fine-tune trains."""
+        if blocks >= len(self.net._blocks):
+            return [self]
+        return [*list(self.net._blocks)[-blocks:], self.net._conv_head, self.net._bn1]
+
 
 class ResNetBody(nn.Module):
     """A torchvision ResNet without its pooling and classifier."""
@@ -62,6 +69,12 @@ class ResNetBody(nn.Module):
 
     def groups(self) -> list[list[nn.Module]]:
         return [[self.stem], [self.late]]
+
+    def tail(self, blocks: int) -> list[nn.Module]:
+        """The last `blocks` of the four residual stages (all of the body from 4 on)."""
+        if blocks >= 4:
+            return [self]
+        return [*self.stem[4:], *self.late][-blocks:]
 
 
 @dataclass(frozen=True)
@@ -112,13 +125,33 @@ def build_backbone(name: str, image_size: int, pretrained: bool = True) -> Backb
     raise ValueError(f"Unknown backbone {name!r}")
 
 
+class EnsembleHead(nn.Module):
+    """Several heads on the same pooled features: the mean of their logits (in the graph)."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(pooled) for head in self.heads]).mean(dim=0)
+
+
 class Classifier(nn.Module):
     """Body + fastai head: normalised image → logits."""
 
     def __init__(self, body: LiteBody | ResNetBody, features: int, n_labels: int) -> None:
         super().__init__()
         self.body = body
+        self.features, self.n_labels = features, n_labels
         self.head = create_head(features, n_labels)
+
+    def new_head(self) -> nn.Sequential:
+        """A freshly initialised head after the pooling (what `logits_of_pooled` runs)."""
+        return create_head(self.features, self.n_labels)[2:]
+
+    def use_ensemble(self, heads: list[nn.Module]) -> None:
+        """Replace the head after the pooling with the mean of `heads`' logits."""
+        self.head = nn.Sequential(*self.head[:2], EnsembleHead(heads))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -140,6 +173,15 @@ def splitter(model: Classifier) -> list[list[nn.Parameter]]:
     """Three parameter groups: early body, late body, head (see the module docstring)."""
     groups = [*model.body.groups(), [model.head]]
     return [[p for module in group for p in module.parameters()] for group in groups]
+
+
+def tail_splitter(model: Classifier, blocks: int) -> list[list[nn.Parameter]]:
+    """Three parameter groups for a short fine-tune: the body but its tail (frozen), the
+    body's last `blocks` blocks, the head."""
+    tail = {id(p) for module in model.body.tail(blocks) for p in module.parameters()}
+    rest = [p for p in model.body.parameters() if id(p) not in tail]
+    tail_params = [p for p in model.body.parameters() if id(p) in tail]
+    return [rest, tail_params, list(model.head.parameters())]
 
 
 class ServingModel(nn.Module):

@@ -145,13 +145,15 @@ def fit_model_novelty(
 ) -> tuple[NoveltyReference, np.ndarray]:
     """The novelty score and threshold (novelty.py) of an exported model, and its
     validation photos' probabilities. The bank is the training photos' views as the head
-    was trained on them (frozen_body); without them (fine_tune), the training photos'
-    serving crops through the exported model. Validation photos go through the exported
-    model, exactly as the API will score a photo."""
+    was trained on them (frozen_body, whose body is the served one); otherwise
+    (fine_tune, and head_then_tune, whose cached views came from the body before its tail
+    was tuned) the training photos' serving crops through the exported model. Validation
+    photos go through the exported model, exactly as the API will score a photo."""
     train_paths = [i.path for i in items if not i.is_valid]
     val_paths = [i.path for i in items if i.is_valid]
     keep = trained.config.novelty_bank_views
-    if all((str(p), True) in views for p in train_paths):
+    served_body = trained.config.method == "frozen_body"
+    if served_body and all((str(p), True) in views for p in train_paths):
         train_views = [views[(str(p), True)].numpy()[:keep] for p in train_paths]
     else:
         _, served = onnx_outputs(onnx_path, spec, train_paths)

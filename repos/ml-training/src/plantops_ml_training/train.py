@@ -18,7 +18,7 @@ from pathlib import Path
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
 import numpy as np
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, TrainEvalCallback
 from fastai.callback.progress import ProgressCallback
 from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
 from fastai.data.core import DataLoaders
@@ -38,11 +38,13 @@ from plantops_ml_training.calibration import fit_temperature
 from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.model import (
     BackboneSpec,
+    Classifier,
     ServingModel,
     ServingModelWithEmbedding,
     build_backbone,
     build_classifier,
     splitter,
+    tail_splitter,
 )
 from plantops_ml_training.preprocessing import (
     PreprocessingSpec,
@@ -198,7 +200,8 @@ def train(
     feature_cache: FeatureCache | None = None,
 ) -> TrainedModel:
     """Train the configured backbone and head on `items` with the recipe's method
-    (`feature_cache`: see FeatureCache; frozen_body only)."""
+    (`feature_cache`: see FeatureCache; frozen_body and head_then_tune, whose head is
+    trained on the ImageNet body's features before its tail is tuned)."""
     set_seed(config.seed, reproducible=True)
     backbone = build_backbone(config.backbone, config.image_size, config.pretrained)
     spec = serving_spec(config, backbone, labels)
@@ -212,10 +215,12 @@ def train(
     )
     started = time.perf_counter()
     with learner.no_logging():
-        if config.method == "frozen_body":
-            train_head_on_features(learner, items, labels, config, spec, sink, feature_cache)
-        else:
+        if config.method == "fine_tune":
             fine_tune(learner, config)
+        else:
+            train_head_on_features(learner, items, labels, config, spec, sink, feature_cache)
+        if config.method == "head_then_tune":
+            tune_tail(learner, config, sink)
     trained = TrainedModel(learner, spec, config, time.perf_counter() - started)
     if config.calibrate:
         trained.calibrate([item for item in items if item.is_valid])
@@ -274,10 +279,12 @@ def train_head_on_features(
     The body never changes, so running it every epoch (what `freeze()` does) would
     compute the same features again and again; here each view of each image goes
     through it once, and the head's epochs take milliseconds. The head is trained in
-    place: afterwards `learner.model` is the whole trained classifier.
+    place: afterwards `learner.model` is the whole trained classifier. With
+    `ensemble_heads` > 1 the next heads are trained on the same features with seeds
+    seed + 1, ..., and the model's head averages all of their logits.
     """
     model = learner.model
-    pool, head = model.head[:2], model.head[2:]  # concat-pool + flatten, then the rest
+    pool = model.head[:2]  # concat-pool + flatten, then the rest
     train_items = [item for item in items if not item.is_valid]
     valid_items = [item for item in items if item.is_valid]
     train_x, train_y = pooled_features(model.body, pool, train_items, labels, spec, config, cache)
@@ -287,9 +294,58 @@ def train_head_on_features(
         DataLoader(list(zip(valid_x, valid_y, strict=True)), bs=64),
         device="cpu",
     )
+    heads = [fit_head(model.head[2:], dls, config, sink)]
+    for member in range(1, config.ensemble_heads):
+        set_seed(config.seed + member, reproducible=True)
+        heads.append(fit_head(model.new_head(), dls, config, sink))
+    if len(heads) > 1:
+        model.use_ensemble(heads)
+    model.eval()
+
+
+def fit_head(head: nn.Module, dls: DataLoaders, config: TrainConfig, sink: MetricSink | None):
+    """Train `head` in place on pooled features (`dls`), the recipe's epochs and rate."""
     head_learner = quiet_learner(dls, head, config, sink)
     with head_learner.no_logging():
         head_learner.fit_one_cycle(config.head_epochs, config.lr)
+    return head
+
+
+class TailOnlyTrains(Callback):
+    """The body but its tail stays in eval mode while training (batch-norm statistics and
+    drop-connect as in the features the head was trained on)."""
+
+    order = TrainEvalCallback.order + 1  # after it has put the whole model in train mode
+
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+
+    def before_train(self) -> None:
+        body = self.learn.model.body
+        body.eval()
+        for module in body.tail(self.blocks):
+            module.train()
+
+
+def tune_tail(learner: Learner, config: TrainConfig, sink: MetricSink | None) -> None:
+    """After the head: the body's last `tune_blocks` blocks and the head trained together
+    for `tune_epochs` at `tune_lr`, on the training images with the recipe's
+    augmentation; the rest of the body stays frozen, in eval mode."""
+    model: Classifier = learner.model
+    tuner = quiet_learner(
+        learner.dls,
+        model,
+        config,
+        sink,
+        splitter=lambda m: tail_splitter(m, config.tune_blocks),
+        train_bn=False,
+    )
+    tuner.add_cb(TailOnlyTrains(config.tune_blocks))
+    tuner.freeze_to(1)
+    with tuner.no_logging():
+        tuner.fit_one_cycle(config.tune_epochs, config.tune_lr)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
     model.eval()
 
 

@@ -35,6 +35,7 @@ def test_params_are_flat_for_mlflow():
         ({"image_size": 225}, "even"),
         ({"backbone": "vgg16"}, "backbone"),
         ({"epochs": 0, "frozen_epochs": 0}, "epochs"),
+        ({"ensemble_heads": 2, "method": "fine_tune"}, "ensemble_heads"),
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(overrides, message):

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from plantops_ml_training.model import ServingModel, build_backbone, build_classifier, splitter
+from plantops_ml_training.model import (
+    EnsembleHead,
+    ServingModel,
+    build_backbone,
+    build_classifier,
+    splitter,
+    tail_splitter,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +50,30 @@ def test_resnet_body_works_without_downloading_weights():
     model = build_classifier(build_backbone("resnet18", 64, pretrained=False), n_labels=2)
     assert len(splitter(model)) == 3
     assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_the_tail_of_a_lite_body_is_its_last_blocks_and_final_convolution(lite0):
+    net = lite0.body.net
+    groups = tail_splitter(lite0, blocks=2)
+    ids = [id(p) for group in groups for p in group]
+    assert len(ids) == len(set(ids)) == len(list(lite0.parameters()))
+    tail = [*net._blocks[-2:], net._conv_head, net._bn1]
+    assert {id(p) for p in groups[1]} == {id(p) for m in tail for p in m.parameters()}
+    assert {id(p) for p in groups[2]} == {id(p) for p in lite0.head.parameters()}
+    whole = tail_splitter(lite0, blocks=len(net._blocks))
+    assert whole[0] == [] and len(whole[1]) == len(list(lite0.body.parameters()))
+
+
+def test_the_tail_of_a_resnet_body_is_its_last_stages():
+    body = build_backbone("resnet18", 64, pretrained=False).body
+    assert body.tail(1) == [body.late[1]]  # layer4
+    assert body.tail(3) == [body.stem[5], body.late[0], body.late[1]]
+    assert body.tail(4) == [body]
+
+
+def test_an_ensemble_head_averages_its_heads_logits(lite0):
+    heads = [lite0.new_head().eval() for _ in range(3)]
+    pooled = torch.rand(2, 2 * lite0.features)
+    with torch.inference_mode():
+        mean = torch.stack([h(pooled) for h in heads]).mean(dim=0)
+        assert torch.allclose(EnsembleHead(heads).eval()(pooled), mean, atol=1e-6)
