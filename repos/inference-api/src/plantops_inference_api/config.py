@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     # on CPU a bigger batch is not faster per image, and onnxruntime keeps the memory
     # of the largest batch it ran (measured: 16 -> +150 MB RSS with EfficientNet-Lite0).
     inference_batch_size: int = Field(default=4, gt=0, le=256)
-    # Images decoded and preprocessed at once (0: one per CPU core); more only fight
-    # onnxruntime for the same cores.
+    # Threads of the CPU pool that decodes and preprocesses images and runs the inference
+    # batches (0: one per CPU core); more only fight onnxruntime for the same cores.
     preprocess_workers: int = Field(default=0, ge=0)
     # onnxruntime's intra-op threads (0: one per core this process may use; model.py).
     onnx_threads: int = Field(default=0, ge=0)

@@ -37,9 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
-    batcher = Batcher(settings.inference_batch_size, metrics)
+    # One pool for the CPU work of a prediction, decoding and inference alike (batching.py).
     workers = settings.preprocess_workers or usable_cores()
-    preprocess_pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess")
+    cpu_pool = ThreadPoolExecutor(workers, thread_name_prefix="cpu")
+    batcher = Batcher(settings.inference_batch_size, metrics, cpu_pool)
     admission = Admission(settings.max_in_flight, metrics)
     recorder = PredictionRecorder(settings, metrics)
 
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await manager.stop()
         await batcher.stop()
         await recorder.log.stop()  # after the batcher: the last predictions are in the buffer
-        preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        cpu_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="PlantOps inference API",
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.manager = manager
     app.state.batcher = batcher
-    app.state.predictor = PredictionService(settings, batcher, preprocess_pool, metrics, recorder)
+    app.state.predictor = PredictionService(settings, batcher, cpu_pool, metrics, recorder)
     app.state.prediction_log = recorder.log
     app.state.admission = admission
     app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)

@@ -1,7 +1,8 @@
 """From uploaded bytes to a `Prediction`: the work behind both predict routes.
 
-Decoding and preprocessing run on a small pool (one thread per core: more would only
-fight onnxruntime for the same cores); inference goes through the `Batcher`.
+Decoding and preprocessing run on the server's CPU pool (one thread per core: more would
+only fight onnxruntime for the same cores); inference goes through the `Batcher`, which
+runs its batches on the same pool.
 """
 
 from __future__ import annotations
