@@ -284,7 +284,7 @@ def train_head_on_features(
     seed + 1, ..., and the model's head averages all of their logits.
     """
     model = learner.model
-    pool = model.head[:2]  # concat-pool + flatten, then the rest
+    pool = model.head[:2]  # concat-pool + flatten; the head(s) classify what it gives
     train_items = [item for item in items if not item.is_valid]
     valid_items = [item for item in items if item.is_valid]
     train_x, train_y = pooled_features(model.body, pool, train_items, labels, spec, config, cache)
@@ -303,7 +303,9 @@ def train_head_on_features(
     model.eval()
 
 
-def fit_head(head: nn.Module, dls: DataLoaders, config: TrainConfig, sink: MetricSink | None):
+def fit_head(
+    head: nn.Module, dls: DataLoaders, config: TrainConfig, sink: MetricSink | None
+) -> nn.Module:
     """Train `head` in place on pooled features (`dls`), the recipe's epochs and rate."""
     head_learner = quiet_learner(dls, head, config, sink)
     with head_learner.no_logging():
