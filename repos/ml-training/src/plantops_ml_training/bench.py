@@ -4,7 +4,8 @@ fold's model also scored on the field check.
 Works from `<images>/<label>/*.jpg` directly (no S3, no MLflow), so the figures
 measure the recipe, not the network. Each fold: its 20 % of the photos is the test
 split (every photo is tested once across the folds), 10 % validation (the temperature
-is fitted on it; nothing else is chosen on it either), the rest training. The label
+is fitted on it, and its accuracy and log loss are what a recipe is chosen by), the rest
+training. The label
 review applies to the training part only, so the test figures are on the **original
 labels**. The field check (`PLANTOPS_FIELD_CHECK_DIR`) is scored with each fold's
 exported ONNX model, as the API would run it. A run's time covers training,
@@ -13,8 +14,9 @@ calibration, test evaluation, ONNX export and check (images already on disk); wi
 first fold's time is the one that stands for a run (`run_seconds_max`).
 
 Nothing here selects anything on a test split or on the field check: they are
-reported, and a recipe is chosen on the cross-validated figures (README, "Evaluation
-protocol").
+reported. A recipe is chosen on the folds' validation photos only (README, "Evaluation
+protocol"): the highest mean validation accuracy, ties broken by the lower mean
+validation log loss.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from plantops_ml_training.config import TrainConfig
 from plantops_ml_training.dataset import folder_fold
@@ -64,6 +68,12 @@ def run_fold(
     metrics = classification_metrics(
         Predictions(test, dataset.labels, trained.predict_probs(test_paths))
     )
+    val = dataset.split("val")  # what recipes are chosen by (reviewed labels: training part)
+    val_predictions = Predictions(
+        val, dataset.labels, trained.predict_probs([paths[e.sha256] for e in val])
+    )
+    metrics |= classification_metrics(val_predictions, prefix="val")
+    metrics["val_log_loss"] = log_loss(val_predictions)
     with tempfile.TemporaryDirectory() as tmp:
         serving = trained.serving_model()
         onnx_path = export_onnx(serving, trained.spec, Path(tmp) / "model.onnx")
@@ -83,13 +93,26 @@ def run_fold(
     }
 
 
+def log_loss(predictions: Predictions) -> float:
+    """Mean negative log probability of the true label (calibrated probabilities)."""
+    targets = predictions.targets
+    p = predictions.probs[np.arange(len(targets)), np.maximum(targets, 0)]
+    p = np.where(targets >= 0, p, 0.0)  # a label the model does not know: always wrong
+    return float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+
+
 def _mean_std(values: list[float]) -> list[float]:
     return [round(statistics.fmean(values), 4), round(statistics.pstdev(values), 4)]
 
 
 def summarise(runs: list[dict], config: TrainConfig, labels: list[str]) -> dict:
-    """Mean and std over the folds of the test (original labels) and field-check figures."""
+    """Mean and std over the folds of the validation (what a recipe is chosen by), test
+    (original labels) and field-check figures."""
     result: dict = {"folds": len(runs)}
+    result["choose_by"] = {
+        "val_accuracy": _mean_std([r["val_accuracy"] for r in runs]),
+        "val_log_loss": _mean_std([r["val_log_loss"] for r in runs]),
+    }
     names = ["accuracy", "balanced_accuracy", "ece", *(f"recall_{x}" for x in labels)]
     for prefix in ("test", "field"):
         if f"{prefix}_accuracy" not in runs[0]:
