@@ -102,16 +102,15 @@ def poisson_pacing(user: PredictUser) -> float:
 class PredictUser(FastHttpUser):
     wait_time = poisson_pacing
     bodies: ClassVar[list[bytes]] = []
+    headers: ClassVar[dict[str, str]] = {
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"
+    }
 
     def on_start(self) -> None:
         # The first send at a random point of the first gap: users spawned together
         # do not all send at once.
         self.next_send = time.monotonic()
         gevent.sleep(poisson_pacing(self))
-
-    headers: ClassVar[dict[str, str]] = {
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"
-    }
 
     @task
     def predict(self) -> None:

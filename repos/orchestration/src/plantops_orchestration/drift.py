@@ -27,23 +27,20 @@ def fisher_greater(flagged: int, total: int, reference_flagged: int, reference_t
     `total` draws from both samples pooled."""
     if flagged <= 0:
         return 1.0
+    if flagged > total:
+        return 0.0
     pooled_flagged = flagged + reference_flagged
     pooled = total + reference_total
-    top_k = min(total, pooled_flagged)
-    if flagged > top_k:
-        return 0.0
 
     def log_comb(n: int, k: int) -> float:
         return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
+    # k >= flagged leaves at most total - flagged unflagged draws, always available.
     log_all = log_comb(pooled, total)
     terms = [
         log_comb(pooled_flagged, k) + log_comb(pooled - pooled_flagged, total - k) - log_all
-        for k in range(flagged, top_k + 1)
-        if total - k <= pooled - pooled_flagged
+        for k in range(flagged, min(total, pooled_flagged) + 1)
     ]
-    if not terms:
-        return 0.0
     top = max(terms)
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
