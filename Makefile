@@ -110,7 +110,7 @@ images: ## Build every image (API, webapp, Airflow, MLflow, tooling, ml-training
 image-smoke: ## Build every image, start each as deployed (uid, read-only, limits) on real servers
 	@$(MAKE) --no-print-directory -C repos/infra image-smoke
 
-test-umbrella: ## The umbrella's own tests (multi-repo split, local stack)
+test-umbrella: ## The umbrella's own tests (contracts, multi-repo split, local stack, the monitoring chain)
 	$(INFRA)/pytest tests
 
 lint: setup ## ruff check and format check in every component

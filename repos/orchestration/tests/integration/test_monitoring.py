@@ -6,7 +6,9 @@ real: the 400 canonical dandelion and grass photos (half make the reference, the
 half the "ordinary" stream) and the 160 field-check other plants (the "shifted" stream).
 What the model answered is SYNTHETIC: a small stand-in model (stand_in_model.py) scores
 the photos, and the test writes its answers as prediction-log records in the inference
-API's contract format, because this branch's API has no novelty score to log yet.
+API's contract format: a model this small keeps the DAG's statistics known and the test
+quick. The umbrella's tests/test_monitor_chain.py runs the same DAG on what the real API
+served for a really trained champion.
 """
 
 from __future__ import annotations
