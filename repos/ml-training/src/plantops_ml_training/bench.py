@@ -8,10 +8,13 @@ is fitted on it, and its accuracy and log loss are what a recipe is chosen by), 
 training. The label
 review applies to the training part only, so the test figures are on the **original
 labels**. The field check (`PLANTOPS_FIELD_CHECK_DIR`) is scored with each fold's
-exported ONNX model, as the API would run it. A run's time covers training,
-calibration, test evaluation, ONNX export and check (images already on disk); with
-`frozen_body` the body's features of a photo are computed once for all folds, so the
-first fold's time is the one that stands for a run (`run_seconds_max`).
+exported ONNX model, as the API would run it, and so is the novelty threshold each fold
+fits as a run does (issue 17): the field check's dandelion and grass it flags, and with
+the other plants (`PLANTOPS_FIELD_CHECK_OTHER_DIR`) the share of those it flags and the
+AUROC between the two. A run's time covers training, calibration, test evaluation, ONNX
+export and check, and the novelty fit (images already on disk); with `frozen_body` the
+body's features of a photo are computed once for all folds, so the first fold's time is
+the one that stands for a run (`run_seconds_max`).
 
 Nothing here selects anything on a test split or on the field check: they are
 reported. A recipe is chosen on the folds' validation photos only (README, "Evaluation
@@ -26,6 +29,7 @@ import logging
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,8 @@ from plantops_ml_training.evaluate import Predictions, classification_metrics
 from plantops_ml_training.export import export_onnx, onnx_probs, verify_onnx
 from plantops_ml_training.field_check import FieldCheck, check_never_trained_on
 from plantops_ml_training.label_review import apply_label_review
-from plantops_ml_training.pipeline import training_items
+from plantops_ml_training.novelty import EMBEDDING_NAME
+from plantops_ml_training.pipeline import field_novelty_metrics, fit_model_novelty, training_items
 from plantops_ml_training.train import FeatureCache, train
 
 # Targets of issue 13, on the field check (as served) and for the time of one run.
@@ -56,13 +61,16 @@ def run_fold(
     folds: int,
     field: FieldCheck | None,
     cache: FeatureCache | None = None,
+    other_plants: list[Path] | None = None,
 ) -> dict:
     started = time.perf_counter()
     dataset, paths = folder_fold(images, fold, folds, val_fraction=VAL_FRACTION)
     if field is not None:
         check_never_trained_on(dataset, field)
     dataset, _ = apply_label_review(dataset, config.label_review)
-    trained = train(training_items(dataset, paths), dataset.labels, config, None, cache)
+    items = training_items(dataset, paths)
+    cache = {} if cache is None else cache
+    trained = train(items, dataset.labels, config, None, cache)
     test = dataset.split("test")
     test_paths = [paths[e.sha256] for e in test]
     metrics = classification_metrics(
@@ -75,14 +83,22 @@ def run_fold(
     metrics |= classification_metrics(val_predictions, prefix="val")
     metrics["val_log_loss"] = log_loss(val_predictions)
     with tempfile.TemporaryDirectory() as tmp:
-        serving = trained.serving_model()
-        onnx_path = export_onnx(serving, trained.spec, Path(tmp) / "model.onnx")
-        verify_onnx(serving, onnx_path, trained.spec, test_paths)
+        # Exported as a run exports it: logits and the embedding its novelty score reads.
+        spec = replace(trained.spec, embedding_name=EMBEDDING_NAME)
+        serving = trained.serving_model_with_embedding()
+        onnx_path = export_onnx(serving, spec, Path(tmp) / "model.onnx")
+        verify_onnx(serving, onnx_path, spec, test_paths)
+        novelty, _ = fit_model_novelty(trained, items, onnx_path, spec, cache)
         run_seconds = time.perf_counter() - started
+        metrics["novelty_val_false_alarm_rate"] = novelty.false_alarm_rate
         if field is not None:
-            probs = onnx_probs(onnx_path, trained.spec, field.image_paths)
+            probs = onnx_probs(onnx_path, spec, field.image_paths)
             metrics |= classification_metrics(
                 Predictions(field.examples, dataset.labels, probs), prefix="field"
+            )
+            (Path(tmp) / "plots").mkdir()
+            metrics |= field_novelty_metrics(
+                onnx_path, spec, field, novelty, other_plants, Path(tmp)
             )
     return {
         "fold": fold,
@@ -122,6 +138,7 @@ def summarise(runs: list[dict], config: TrainConfig, labels: list[str]) -> dict:
         result[prefix]["balanced_accuracy_per_fold"] = [
             round(r[f"{prefix}_balanced_accuracy"], 4) for r in runs
         ]
+    result["novelty"] = novelty_summary(runs)
     result["temperatures"] = [round(r["temperature"], 3) for r in runs]
     result["train_seconds_mean"] = round(statistics.fmean(r["train_seconds"] for r in runs), 1)
     result["run_seconds_max"] = round(max(r["run_seconds"] for r in runs), 1)
@@ -137,13 +154,37 @@ def summarise(runs: list[dict], config: TrainConfig, labels: list[str]) -> dict:
     return result
 
 
+# Each fold's novelty figures (issue 17), as a run reports them: its validation photos'
+# false alarms; the field check's dandelion and grass flagged; the other plants flagged
+# and the AUROC of other plants against field-check dandelion and grass.
+NOVELTY_FIGURES = {
+    "val_false_alarm": "novelty_val_false_alarm_rate",
+    "field_flagged": "field_novelty_flagged",
+    "other_flagged": "field_other_plants_flagged",
+    "field_auroc": "field_novelty_auroc",
+}
+
+
+def novelty_summary(runs: list[dict]) -> dict:
+    """Mean and std over the folds of each novelty figure; "skipped" for one whose photos
+    were not given (no field check, no other plants)."""
+    return {
+        name: _mean_std([r[key] for r in runs]) if key in runs[0] else "skipped"
+        for name, key in NOVELTY_FIGURES.items()
+    }
+
+
 def run_bench(
-    images: Path, config: TrainConfig, folds: int = 5, field: FieldCheck | None = None
+    images: Path,
+    config: TrainConfig,
+    folds: int = 5,
+    field: FieldCheck | None = None,
+    other_plants: list[Path] | None = None,
 ) -> dict:
     runs = []
     cache: FeatureCache = {}  # one recipe: each photo's frozen-body features computed once
     for fold in range(folds):
-        runs.append(run_fold(images, config, fold, folds, field, cache))
+        runs.append(run_fold(images, config, fold, folds, field, cache, other_plants))
         log.info("bench fold %d: %s", fold, runs[-1])
     labels = sorted(p.name for p in images.iterdir() if p.is_dir())
     return summarise(runs, config, labels)

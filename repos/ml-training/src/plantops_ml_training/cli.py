@@ -152,7 +152,8 @@ def bench_command(
     folds: Annotated[int, typer.Option(min=2, help="Folds of the cross-validation.")] = 5,
 ) -> None:
     """Cross-validate the recipe (original test labels) and score each fold's model on
-    the field check (PLANTOPS_FIELD_CHECK_DIR); print one JSON line of figures."""
+    the field check (PLANTOPS_FIELD_CHECK_DIR), its novelty threshold also on the other
+    plants (PLANTOPS_FIELD_CHECK_OTHER_DIR); print one JSON line of figures."""
     from plantops_ml_training.bench import run_bench, to_json_line
     from plantops_ml_training.dataset import DatasetError
     from plantops_ml_training.field_check import load_field_check
@@ -162,9 +163,11 @@ def bench_command(
         _fail(f"{images} is not a folder of <label>/*.jpg images.")
     try:
         recipe = load_config(config)
-        folder = get_settings().field_check_dir
+        settings = get_settings()
+        folder, other = settings.field_check_dir, settings.field_check_other_dir
         field = load_field_check(folder) if folder is not None else None
-        typer.echo(to_json_line(run_bench(images, recipe, folds, field)))
+        others = sorted(other.glob("*/*.jpg")) if other is not None and field else None
+        typer.echo(to_json_line(run_bench(images, recipe, folds, field, others)))
     except (ConfigError, DatasetError) as exc:
         _fail(str(exc))
 

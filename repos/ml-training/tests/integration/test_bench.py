@@ -1,0 +1,90 @@
+"""`plantops-train bench` as a user runs it: the installed command on a small folder of
+real photos, a field check and "other plants", one JSON line (no servers needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plantops_ml_training.synthetic import generated_images
+
+pytestmark = pytest.mark.integration
+
+BENCH = Path(sys.executable).with_name("plantops-train")
+# The default's method, small: 2 views of each photo at 128 px, 5 head epochs.
+RECIPE = """\
+backbone: efficientnet-lite0
+method: frozen_body
+image_size: 128
+feature_views: 2
+head_epochs: 5
+batch_size: 8
+tta_flip: false
+seed: 0
+calibrate: true
+accuracy_floor: 0.0
+label_review: null
+novelty_bank_views: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def bench_folders(images_dir, tmp_path_factory) -> dict[str, Path]:
+    """20 photos of each label to cross-validate; photos 190-192 of each label as the
+    field check (never in the folder); generated solid-colour images as other plants."""
+    root = tmp_path_factory.mktemp("bench")
+    for folder, indices in (("images", range(20)), ("field", range(190, 193))):
+        for label in ("dandelion", "grass"):
+            (root / folder / label).mkdir(parents=True)
+            for name in (f"{i:08d}.jpg" for i in indices):
+                (root / folder / label / name).symlink_to(images_dir / label / name)
+    (root / "other" / "solid").mkdir(parents=True)
+    for i, image in enumerate(generated_images("solid", 6)):
+        image.save(root / "other" / "solid" / f"{i}.jpg")
+    (root / "recipe.yaml").write_text(RECIPE)
+    return {name: root / name for name in ("images", "field", "other", "recipe.yaml")}
+
+
+def bench(folders: dict[str, Path], other: Path | str) -> dict:
+    env = {
+        **os.environ,
+        "PLANTOPS_FIELD_CHECK_DIR": str(folders["field"]),
+        "PLANTOPS_FIELD_CHECK_OTHER_DIR": str(other),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [BENCH, "bench", "--images", folders["images"], "--folds", "2"]
+    result = subprocess.run(
+        [*map(str, args), "--config", str(folders["recipe.yaml"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bench_reports_each_folds_novelty_threshold_on_the_field_check(bench_folders):
+    result = bench(bench_folders, bench_folders["other"])
+    assert result["folds"] == 2
+    novelty = result["novelty"]
+    for name in ("val_false_alarm", "field_flagged", "other_flagged", "field_auroc"):
+        mean, std = novelty[name]
+        assert 0.0 <= mean <= 1.0 and std >= 0.0, (name, novelty)
+    # Solid colours are nothing like a photo: each fold's threshold flags them, and
+    # they all score above every field-check photo.
+    assert novelty["other_flagged"] == [1.0, 0.0], novelty
+    assert novelty["field_auroc"] == [1.0, 0.0], novelty
+    assert result["field"]["balanced_accuracy"][0] > 0.5  # the classifier beside it
+
+
+def test_without_other_plants_their_figures_are_skipped_not_invented(bench_folders):
+    novelty = bench(bench_folders, "")["novelty"]
+    assert novelty["other_flagged"] == novelty["field_auroc"] == "skipped"
+    assert 0.0 <= novelty["field_flagged"][0] <= 1.0
