@@ -113,8 +113,10 @@ image-smoke: ## Build every image, start each as deployed (uid, read-only, limit
 test-umbrella: ## The umbrella's own tests (contracts, multi-repo split, local stack, the monitoring chain)
 	$(INFRA)/pytest tests
 
-lint: setup ## ruff check and format check in every component
+lint: setup ## ruff check and format check in every component and the umbrella's tests/ and scripts/
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C repos/$$c lint; done
+	$(INFRA)/ruff check tests scripts
+	$(INFRA)/ruff format --check tests scripts
 
 typecheck: setup ## mypy on every component's src/
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C repos/$$c typecheck; done

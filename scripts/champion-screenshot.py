@@ -27,7 +27,9 @@ CHROMIUM_ARGS = [
 def main(photo: Path, out: Path) -> None:
     url = f"http://127.0.0.1:{os.environ.get('PLANTOPS_WEBAPP_PORT', '8080')}/"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         page = browser.new_page(viewport={"width": 960, "height": 900})
         page.goto(url)
         page.set_input_files("input[type=file]", str(photo))

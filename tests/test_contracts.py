@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import contracts  # noqa: E402  (scripts/contracts.py: the table of vendored copies)
+import contracts  # scripts/contracts.py: the table of vendored copies (path set above)
 
 pytestmark = pytest.mark.unit
 
