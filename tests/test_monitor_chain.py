@@ -27,23 +27,23 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from plantops_infra.processes import free_port
+from plantops_infra.processes import ManagedProcess, free_port, http_ok, wait_until
 from plantops_infra.servers import default_images_dir
-from plantops_infra.testing import empty_and_remove_bucket, unique_name
+
+from conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPE = Path(__file__).with_name("monitor_chain_recipe.yaml")
 TRAIN = ROOT / "repos/ml-training/.venv/bin/plantops-train"
 API = ROOT / "repos/inference-api/.venv/bin/plantops-inference-api"
 SENDER = ROOT / "repos/infra/load/post_photos.py"
+MAKE_ORCHESTRATION = ["make", "-s", "--no-print-directory", "-C", "repos/orchestration"]
 LABELS = ("dandelion", "grass")
 # Photo indices of each label: trained on, validation (the monitor's reference), test;
 # the ordinary stream is photos 100-199 of each label, which no split holds.
@@ -85,22 +85,16 @@ def put_dataset(client, bucket: str, images: Path, version: str) -> None:
 
 
 @pytest.fixture
-def chain_env(s3_server, mlflow_server, mysql_database, tmp_path) -> Iterator[dict[str, str]]:
+def chain_env(s3_bucket, mlflow_server, mysql_database, tmp_path) -> dict[str, str]:
     """One environment for all three components: their PLANTOPS_* settings, a fresh data
     bucket and database, an Airflow home and an API port (the MLflow server is this
     session's own: the registered model is the only one of its name)."""
-    bucket = unique_name("chain-")
-    s3_server.ensure_buckets(bucket)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PLANTOPS_", "AIRFLOW"))}
-    env = {
+    return {
         **base,
         **mlflow_server.env(),
         **mysql_database.env(),
-        "PLANTOPS_S3_ENDPOINT": s3_server.endpoint,
-        "PLANTOPS_S3_ACCESS_KEY": s3_server.access_key,
-        "PLANTOPS_S3_SECRET_KEY": s3_server.secret_key,
-        "PLANTOPS_S3_SECURE": "false",
-        "PLANTOPS_S3_BUCKET": bucket,
+        **s3_bucket.env(),
         # ml-training registers under its one name; the API and the monitor read it.
         "PLANTOPS_MODEL_NAME": "plantops-classifier",
         "PLANTOPS_CACHE_DIR": str(tmp_path / "cache"),
@@ -110,10 +104,8 @@ def chain_env(s3_server, mlflow_server, mysql_database, tmp_path) -> Iterator[di
         "PLANTOPS_PREDICTION_LOG_FLUSH_INTERVAL_S": "1",
         "PLANTOPS_MONITOR_SETTLE_S": "1",
         "OMP_NUM_THREADS": "1",
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
     }
-    env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
-    yield env
-    empty_and_remove_bucket(s3_server, bucket)
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 600) -> str:
@@ -132,28 +124,18 @@ def last_json_line(output: str) -> dict:
 def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """The inference API serving the registered champion, stopped afterwards."""
     url = f"http://127.0.0.1:{env['PLANTOPS_API_PORT']}"
+    # Not infra's `spawn`, which adds this process's environment back: `env` leaves out
+    # the caller's PLANTOPS_* settings on purpose.
     with log_path.open("wb") as log:
-        server = subprocess.Popen([API, "serve", "--host", "127.0.0.1"], env=env, stderr=log)
+        process = subprocess.Popen(
+            [API, "serve", "--host", "127.0.0.1"], env=env, stderr=log, start_new_session=True
+        )
+    server = ManagedProcess("the inference API", process, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while not ready(url):
-            problem = "exited" if server.poll() is not None else "was not ready in 60 s"
-            assert server.poll() is None and time.monotonic() < deadline, (
-                f"the API {problem}:\n{log_path.read_text()[-3000:]}"
-            )
-            time.sleep(0.5)
+        wait_until(lambda: http_ok(f"{url}/readyz"), "the inference API", 60, server)
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        server.stop()
 
 
 def send(api: str, paths: list[Path], env: dict[str, str]) -> dict:
@@ -186,17 +168,16 @@ def wait_for_records(client, bucket: str, count: int) -> list[dict]:
 
 def monitor(env: dict[str, str]) -> dict:
     """`make monitor` as a user runs it: plants_monitor through Airflow, one JSON line."""
-    make = ["make", "-s", "--no-print-directory", "-C", "repos/orchestration"]
-    return last_json_line(run([*make, "monitor", f"AIRFLOW_HOME={env['AIRFLOW_HOME']}"], env))
+    airflow_home = f"AIRFLOW_HOME={env['AIRFLOW_HOME']}"
+    return last_json_line(run([*MAKE_ORCHESTRATION, "monitor", airflow_home], env))
 
 
-def test_the_monitor_reads_what_the_real_api_served(chain_env, s3_server, tmp_path):
+def test_the_monitor_reads_what_the_real_api_served(chain_env, s3_bucket, tmp_path):
     images, others = photos()
-    client = s3_server.client()
-    bucket = chain_env["PLANTOPS_S3_BUCKET"]
+    client, bucket = s3_bucket.server.client(), s3_bucket.name
     put_dataset(client, bucket, images, "ds-chain")
-    make = ["make", "-s", "--no-print-directory", "-C", "repos/orchestration"]
-    run([*make, "init-db"], chain_env)  # the table whose accepted feedback retraining needs
+    # The table whose accepted feedback retraining needs.
+    run([*MAKE_ORCHESTRATION, "init-db"], chain_env)
     trained = last_json_line(run([str(TRAIN), "train", "--config", str(RECIPE)], chain_env))
     assert trained["promoted"] is True, trained
 
