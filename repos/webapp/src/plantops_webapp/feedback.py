@@ -169,6 +169,12 @@ class FeedbackStore:
             connection_timeout=5,
             # Times are written and read in UTC, whatever the server's zone.
             time_zone="+00:00",
+            # The pure-Python protocol, not the C extension: the webapp opens connections
+            # from several request threads at once, and under such load the extension
+            # once crashed the whole process with a segfault (kernel log: "segfault ... in
+            # _mysql_connector.cpython-311"), dropping every request in flight. A few
+            # queries per feedback do not need its speed.
+            use_pure=True,
         )
 
 

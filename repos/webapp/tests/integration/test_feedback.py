@@ -6,8 +6,10 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from mysql.connector.connection import MySQLConnection
 from plantops_infra.processes import free_port
 
+from plantops_webapp.feedback import FeedbackStore
 from plantops_webapp.main import create_app
 from tests.conftest import env_settings, make_settings, site_client
 from tests.support import LABELS, csrf_token_in, photo, plants_rows
@@ -203,3 +205,18 @@ def test_the_same_photo_counts_once_against_the_pending_cap(strict_webapp, plant
     location, page = show_result(strict_webapp, photo("grass", 31).read_bytes())
     assert send_feedback(strict_webapp, location, page, verdict="correct").status_code == 200
     assert len(plants_rows(connection)) == 2
+
+
+def test_feedback_connections_use_the_pure_python_protocol(inference_api, s3_bucket, plants_db):
+    """The C extension once segfaulted the webapp under concurrent feedback (feedback.py,
+    `_connect`); a crash cannot be provoked on demand, so this checks that the protocol
+    which cannot crash the process is the one in use, on a real connection."""
+    database, _ = plants_db
+    settings = make_settings(
+        inference_api, **env_settings(s3_bucket.env()), **env_settings(database.env())
+    )
+    with FeedbackStore(settings).database() as connection:
+        assert type(connection) is MySQLConnection
+        cursor = connection.cursor()
+        cursor.execute("SELECT COUNT(*) FROM plants_data")
+        assert cursor.fetchone()[0] == 0
