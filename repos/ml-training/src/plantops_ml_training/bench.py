@@ -62,9 +62,10 @@ def run_fold(
     field: FieldCheck | None,
     cache: FeatureCache | None = None,
     other_plants: list[Path] | None = None,
+    repeat: int = 0,
 ) -> dict:
     started = time.perf_counter()
-    dataset, paths = folder_fold(images, fold, folds, val_fraction=VAL_FRACTION)
+    dataset, paths = folder_fold(images, fold, folds, val_fraction=VAL_FRACTION, split_seed=repeat)
     if field is not None:
         check_never_trained_on(dataset, field)
     dataset, _ = apply_label_review(dataset, config.label_review)
@@ -101,6 +102,7 @@ def run_fold(
                 onnx_path, spec, field, novelty, other_plants, Path(tmp)
             )
     return {
+        "repeat": repeat,
         "fold": fold,
         "temperature": trained.temperature,
         **{k: v for k, v in metrics.items() if "_precision_" not in k and "_f1_" not in k},
@@ -122,9 +124,9 @@ def _mean_std(values: list[float]) -> list[float]:
 
 
 def summarise(runs: list[dict], config: TrainConfig, labels: list[str]) -> dict:
-    """Mean and std over the folds of the validation (what a recipe is chosen by), test
-    (original labels) and field-check figures."""
-    result: dict = {"folds": len(runs)}
+    """Mean and std over the runs (every fold of every repeat) of the validation (what a
+    recipe is chosen by), test (original labels) and field-check figures."""
+    result: dict = {"folds": len({r["fold"] for r in runs})}
     result["choose_by"] = {
         "val_accuracy": _mean_std([r["val_accuracy"] for r in runs]),
         "val_log_loss": _mean_std([r["val_log_loss"] for r in runs]),
@@ -138,6 +140,7 @@ def summarise(runs: list[dict], config: TrainConfig, labels: list[str]) -> dict:
         result[prefix]["balanced_accuracy_per_fold"] = [
             round(r[f"{prefix}_balanced_accuracy"], 4) for r in runs
         ]
+    result["repeats"] = len({r["repeat"] for r in runs})
     result["novelty"] = novelty_summary(runs)
     result["temperatures"] = [round(r["temperature"], 3) for r in runs]
     result["train_seconds_mean"] = round(statistics.fmean(r["train_seconds"] for r in runs), 1)
@@ -180,12 +183,18 @@ def run_bench(
     folds: int = 5,
     field: FieldCheck | None = None,
     other_plants: list[Path] | None = None,
+    repeats: int = 1,
 ) -> dict:
+    """`repeats` cross-validations of `folds` folds each, repeat r split with seed r
+    (repeated cross-validation: with 40 validation photos a fold, one cross-validation
+    tells two good recipes apart by a photo or two; repeats pool more validation
+    predictions of the same photos under other splits)."""
     runs = []
     cache: FeatureCache = {}  # one recipe: each photo's frozen-body features computed once
-    for fold in range(folds):
-        runs.append(run_fold(images, config, fold, folds, field, cache, other_plants))
-        log.info("bench fold %d: %s", fold, runs[-1])
+    for repeat in range(repeats):
+        for fold in range(folds):
+            runs.append(run_fold(images, config, fold, folds, field, cache, other_plants, repeat))
+            log.info("bench repeat %d fold %d: %s", repeat, fold, runs[-1])
     labels = sorted(p.name for p in images.iterdir() if p.is_dir())
     return summarise(runs, config, labels)
 

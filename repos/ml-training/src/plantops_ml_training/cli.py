@@ -150,6 +150,9 @@ def bench_command(
     images: Annotated[Path, typer.Option(help="Folder of <label>/*.jpg images.")],
     config: ConfigOption = None,
     folds: Annotated[int, typer.Option(min=2, help="Folds of the cross-validation.")] = 5,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Cross-validations, repeat r split with seed r.")
+    ] = 1,
 ) -> None:
     """Cross-validate the recipe (original test labels) and score each fold's model on
     the field check (PLANTOPS_FIELD_CHECK_DIR), its novelty threshold also on the other
@@ -167,7 +170,7 @@ def bench_command(
         folder, other = settings.field_check_dir, settings.field_check_other_dir
         field = load_field_check(folder) if folder is not None else None
         others = sorted(other.glob("*/*.jpg")) if other is not None and field else None
-        typer.echo(to_json_line(run_bench(images, recipe, folds, field, others)))
+        typer.echo(to_json_line(run_bench(images, recipe, folds, field, others, repeats)))
     except (ConfigError, DatasetError) as exc:
         _fail(str(exc))
 

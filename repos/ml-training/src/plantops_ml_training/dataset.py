@@ -253,14 +253,16 @@ def folder_dataset(
 
 
 def folder_fold(
-    folder: Path, fold: int, folds: int = 5, val_fraction: float = 0.1
+    folder: Path, fold: int, folds: int = 5, val_fraction: float = 0.1, split_seed: int = 0
 ) -> tuple[Dataset, dict[str, Path]]:
     """Fold `fold` of a stratified `folds`-fold cross-validation of `<folder>/<label>/*.jpg`.
 
-    Each label's photos are shuffled once (seed 0, the same for every fold), fold `k`'s
-    test photos are the k-th of `folds` equal chunks, so across the folds every photo
-    is tested exactly once; `val_fraction` of each label (of all its photos) is taken
-    from the rest for validation, seeded by the fold. Returns the dataset and
+    Each label's photos are shuffled once (seed `split_seed`, the same for every fold),
+    fold `k`'s test photos are the k-th of `folds` equal chunks, so across the folds every
+    photo is tested exactly once; `val_fraction` of each label (of all its photos) is
+    taken from the rest for validation, seeded by the fold and `split_seed`. Another
+    `split_seed` is another cross-validation of the same photos (a repeat); seed 0 is
+    the one every figure before repeats existed was measured on. Returns the dataset and
     `{sha256: path}` like `ImageCache.fetch`.
     """
     if not 0 <= fold < folds:
@@ -268,10 +270,10 @@ def folder_fold(
     examples, paths = [], {}
     for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         files = sorted(label_dir.glob("*.jpg"))
-        random.Random(0).shuffle(files)
+        random.Random(split_seed).shuffle(files)
         chunks = [files[i::folds] for i in range(folds)]
         rest = [f for i, chunk in enumerate(chunks) if i != fold for f in chunk]
-        random.Random(fold).shuffle(rest)
+        random.Random(fold + 1000 * split_seed).shuffle(rest)  # split_seed 0: seeded by fold
         val = set(rest[: round(len(files) * val_fraction)])
         for path in files:
             split = "test" if path in chunks[fold] else "val" if path in val else "train"

@@ -30,11 +30,13 @@ def test_log_loss_is_the_mean_surprise_of_the_true_label():
     assert log_loss(unknown) == pytest.approx(-math.log(1e-12))
 
 
-def _fold(val_accuracy: float, val_log_loss: float) -> dict:
+def _fold(val_accuracy: float, val_log_loss: float, fold: int = 0, repeat: int = 0) -> dict:
     figures = {"accuracy": 0.9, "balanced_accuracy": 0.9, "ece": 0.02}
     figures |= {"recall_dandelion": 0.9, "recall_grass": 0.9}
     run = {f"{prefix}_{k}": v for prefix in ("test", "field") for k, v in figures.items()}
     return run | {
+        "fold": fold,
+        "repeat": repeat,
         "val_accuracy": val_accuracy,
         "val_log_loss": val_log_loss,
         "temperature": 0.5,
@@ -44,7 +46,16 @@ def _fold(val_accuracy: float, val_log_loss: float) -> dict:
 
 
 def test_the_summary_leads_with_the_validation_figures_a_recipe_is_chosen_by():
-    result = summarise([_fold(1.0, 0.1), _fold(0.95, 0.3)], TrainConfig(), ["dandelion", "grass"])
+    runs = [_fold(1.0, 0.1), _fold(0.95, 0.3, fold=1)]
+    result = summarise(runs, TrainConfig(), ["dandelion", "grass"])
     assert list(result)[:2] == ["folds", "choose_by"]
     assert result["choose_by"]["val_accuracy"] == [0.975, 0.025]
     assert result["choose_by"]["val_log_loss"] == [0.2, 0.1]
+
+
+def test_repeats_pool_every_fold_of_every_cross_validation():
+    runs = [_fold(acc, 0.1, f, r) for r, acc in ((0, 1.0), (1, 0.9)) for f in (0, 1)]
+    result = summarise(runs, TrainConfig(), ["dandelion", "grass"])
+    assert (result["folds"], result["repeats"]) == (2, 2)
+    assert result["choose_by"]["val_accuracy"] == [0.95, 0.05]  # all four runs
+    assert len(result["test"]["balanced_accuracy_per_fold"]) == 4

@@ -8,6 +8,7 @@ from plantops_ml_training.dataset import (
     Example,
     ImageCache,
     folder_dataset,
+    folder_fold,
     parse_manifest,
     validate,
 )
@@ -72,6 +73,24 @@ def test_folder_split_is_stratified_and_depends_on_the_seed(images_dir):
     assert all(paths[e.sha256].is_file() for e in dataset.examples)
     other, _ = folder_dataset(images_dir, seed=1)
     assert {e.key for e in other.split("test")} != {e.key for e in dataset.split("test")}
+
+
+def _test_keys(images_dir, split_seed: int) -> list[set[str]]:
+    return [
+        {e.key for e in folder_fold(images_dir, fold, 5, split_seed=split_seed)[0].split("test")}
+        for fold in range(5)
+    ]
+
+
+def test_every_repeat_of_the_cross_validation_tests_each_photo_once(images_dir):
+    every_photo = {f"{p.parent.name}/{p.name}" for p in images_dir.glob("*/*.jpg")}
+    first, second = _test_keys(images_dir, 0), _test_keys(images_dir, 1)
+    for repeat in (first, second):
+        assert set().union(*repeat) == every_photo
+        assert sum(map(len, repeat)) == len(every_photo)
+    # Another split seed is another cross-validation, not the same folds renumbered.
+    assert {frozenset(k) for k in first} != {frozenset(k) for k in second}
+    assert _test_keys(images_dir, 0) == first
 
 
 def test_cache_rejects_a_corrupt_file(tmp_path):
