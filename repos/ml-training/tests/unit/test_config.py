@@ -9,10 +9,10 @@ from plantops_ml_training.config import ConfigError, Settings, load_config
 pytestmark = pytest.mark.unit
 
 
-def test_default_recipe_is_lite0_at_224_with_a_256_resize():
+def test_default_recipe_is_lite0_at_256_with_a_293_resize():
     config = load_config()
     assert config.backbone == "efficientnet-lite0"
-    assert (config.image_size, config.resize_shorter_side) == (224, 256)
+    assert (config.image_size, config.resize_shorter_side) == (256, 293)
     assert config.accuracy_floor == 0.90
 
 
