@@ -188,6 +188,14 @@ def bench_novelty_command(
     views: Annotated[
         int | None, typer.Option(help="Training views per photo (default: the recipe's).")
     ] = None,
+    query_crops: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Crops embedded per evaluation photo: 5 also measures the multi-crop method.",
+        ),
+    ] = 1,
     export_model: Annotated[
         Path | None,
         typer.Option(help="Instead: train fold 0 and write its artifacts (model/...) here."),
@@ -208,7 +216,7 @@ def bench_novelty_command(
         metrics = export_fold_model(images, recipe, export_model, load_field_check(field), others)
         typer.echo(json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         return
-    result = run_novelty_bench(images, field, other, recipe, cache_dir, folds, target)
+    result = run_novelty_bench(images, field, other, recipe, cache_dir, folds, target, query_crops)
     typer.echo(json.dumps(result))
 
 

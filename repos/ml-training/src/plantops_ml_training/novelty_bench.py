@@ -54,8 +54,8 @@ from plantops_ml_training.train import FeatureCache, image_views, photo_seed, se
 
 log = logging.getLogger(__name__)
 GENERATED_PER_FAMILY = 20
-# Query crops per photo: 5 (serving + 4 corners) measures the multi-crop method too, at
-# five times the extraction time; 1 skips it.
+# Query crops per photo (`--query-crops`): 5 (serving + 4 corners) measures the
+# multi-crop method too, at five times the evaluation sets' extraction time; 1 skips it.
 QUERY_CROPS = 1
 INNER_FOLDS = 5
 
@@ -98,21 +98,26 @@ class Embeddings:
     outlier_exposure: np.ndarray  # [n, D] the `gradients` family (never evaluated on)
 
 
-def _cache_key(config: TrainConfig, paths: list[Path]) -> str:
+def _cache_key(config: TrainConfig, paths: list[Path], query_crops: int) -> str:
     # The novelty fields do not change the embeddings: they are left out of the key.
     params = {k: v for k, v in config.flat_params().items() if not k.startswith("novelty_")}
-    text = json.dumps([params, [str(p) for p in paths], GENERATED_PER_FAMILY, QUERY_CROPS])
+    text = json.dumps([params, [str(p) for p in paths], GENERATED_PER_FAMILY, query_crops])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def extract_embeddings(
-    images: Path, field_dir: Path, other_dir: Path, config: TrainConfig, cache_dir: Path
+    images: Path,
+    field_dir: Path,
+    other_dir: Path,
+    config: TrainConfig,
+    cache_dir: Path,
+    query_crops: int = QUERY_CROPS,
 ) -> Embeddings:
     labels = sorted(p.name for p in images.iterdir() if p.is_dir())
     photos = sorted(images.glob("*/*.jpg"))
     field = sorted(field_dir.glob("*/*.jpg"))
     other = sorted(other_dir.glob("*/*.jpg"))
-    path = cache_dir / f"embeddings-{_cache_key(config, photos + field + other)}.npz"
+    path = cache_dir / f"embeddings-{_cache_key(config, photos + field + other, query_crops)}.npz"
     if path.is_file():
         with np.load(path) as data:
             return Embeddings(
@@ -135,7 +140,7 @@ def extract_embeddings(
             log.info("embedded %d/%d training photos", i, len(photos))
 
     def crops(image: Image.Image) -> np.ndarray:
-        return embed(five_crops(image, spec)[:QUERY_CROPS])
+        return embed(five_crops(image, spec)[:query_crops])
 
     arrays["field"] = np.stack([crops(load_rgb(p)) for p in field])
     log.info("embedded the field check")
@@ -148,7 +153,7 @@ def extract_embeddings(
     cache_dir.mkdir(parents=True, exist_ok=True)
     # numpy's stub takes the first keyword of **arrays for allow_pickle.
     np.savez(path, **arrays)  # type: ignore[arg-type]
-    return extract_embeddings(images, field_dir, other_dir, config, cache_dir)
+    return extract_embeddings(images, field_dir, other_dir, config, cache_dir, query_crops)
 
 
 # ------------------------------------------------------------------ methods
@@ -402,7 +407,7 @@ def run_fold(
     results = {}
     for name, (fitter, needs_head, n_crops) in METHODS.items():
         if n_crops > emb.field.shape[1]:
-            continue  # embeddings extracted without these crops (QUERY_CROPS)
+            continue  # embeddings extracted without these crops (--query-crops)
         score = fitter(data)
         val_scores = score(val)
         threshold = choose_threshold(
@@ -468,8 +473,9 @@ def run_novelty_bench(
     cache_dir: Path,
     folds: int = 5,
     target: float = 0.02,
+    query_crops: int = QUERY_CROPS,
 ) -> dict:
-    emb = extract_embeddings(images, field_dir, other_dir, config, cache_dir)
+    emb = extract_embeddings(images, field_dir, other_dir, config, cache_dir, query_crops)
     per_fold = [run_fold(images, config, fold, folds, emb, target) for fold in range(folds)]
     return summarise(per_fold, target)
 

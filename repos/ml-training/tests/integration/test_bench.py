@@ -88,3 +88,31 @@ def test_without_other_plants_their_figures_are_skipped_not_invented(bench_folde
     novelty = bench(bench_folders, "")["novelty"]
     assert novelty["other_flagged"] == novelty["field_auroc"] == "skipped"
     assert 0.0 <= novelty["field_flagged"][0] <= 1.0
+
+
+def bench_novelty(folders: dict[str, Path], cache: Path, *extra: str) -> dict:
+    args = [BENCH, "bench-novelty", "--images", folders["images"], "--field", folders["field"]]
+    args += ["--other", folders["other"], "--folds", "2", "--views", "2", "--cache-dir", cache]
+    result = subprocess.run(
+        [*map(str, args), *extra],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bench_novelty_measures_the_multi_crop_method_only_when_asked(bench_folders, tmp_path):
+    multi_crop = "knn1_cosine_views_5crops_mean"
+    one_crop = bench_novelty(bench_folders, tmp_path)["methods"]
+    assert multi_crop not in one_crop and "knn5_cosine_views" in one_crop
+    # Five crops are other embeddings: a second cache file, not the one-crop one reused.
+    five_crops = bench_novelty(bench_folders, tmp_path, "--query-crops", "5")["methods"]
+    assert len(list(tmp_path.glob("embeddings-*.npz"))) == 2
+    mean, std = five_crops[multi_crop]["other_flagged"]
+    # Solid colours: every crop of them is far from every plant photo.
+    assert mean == 1.0 and std == 0.0, five_crops[multi_crop]
+    assert five_crops["knn5_cosine_views"] == one_crop["knn5_cosine_views"]
