@@ -58,13 +58,13 @@ def bench(folders: dict[str, Path], other: Path | str) -> dict:
         "OMP_NUM_THREADS": "1",
     }
     args = [BENCH, "bench", "--images", folders["images"], "--folds", "2"]
+    return json_line_of([*args, "--config", folders["recipe.yaml"]], env)
+
+
+def json_line_of(args: list, env: dict[str, str]) -> dict:
+    """Run the installed command; it must succeed, and its last line is its JSON result."""
     result = subprocess.run(
-        [*map(str, args), "--config", str(folders["recipe.yaml"])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [str(a) for a in args], env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -93,16 +93,7 @@ def test_without_other_plants_their_figures_are_skipped_not_invented(bench_folde
 def bench_novelty(folders: dict[str, Path], cache: Path, *extra: str) -> dict:
     args = [BENCH, "bench-novelty", "--images", folders["images"], "--field", folders["field"]]
     args += ["--other", folders["other"], "--folds", "2", "--views", "2", "--cache-dir", cache]
-    result = subprocess.run(
-        [*map(str, args), *extra],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json_line_of([*args, *extra], {**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_bench_novelty_measures_the_multi_crop_method_only_when_asked(bench_folders, tmp_path):
