@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from plantops_infra.processes import free_port, pid_alive
+from plantops_infra.processes import free_ports, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +19,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLANTOPS_")}
+    # Four different ports: a CI run once drew one port for MySQL and the mirror, and the
+    # mirror's health check read mariadbd's greeting.
+    s3, mysql, mlflow, mirror = free_ports(4)
     env.update(
         PLANTOPS_STATE_DIR=str(tmp_path / "stack"),
-        PLANTOPS_S3_PORT=str(free_port()),
-        PLANTOPS_MYSQL_PORT=str(free_port()),
-        PLANTOPS_MLFLOW_PORT=str(free_port()),
-        PLANTOPS_MIRROR_PORT=str(free_port()),
+        PLANTOPS_S3_PORT=str(s3),
+        PLANTOPS_MYSQL_PORT=str(mysql),
+        PLANTOPS_MLFLOW_PORT=str(mlflow),
+        PLANTOPS_MIRROR_PORT=str(mirror),
     )
     return env
 

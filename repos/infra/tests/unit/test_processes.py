@@ -5,13 +5,21 @@ import sys
 
 import pytest
 
-from plantops_infra.processes import free_port, pid_alive, port_open, spawn, stop_pid
+from plantops_infra.processes import free_port, free_ports, pid_alive, port_open, spawn, stop_pid
 
 pytestmark = pytest.mark.unit
 
 
 def test_free_port_is_not_listening():
     assert not port_open("127.0.0.1", free_port())
+
+
+def test_free_ports_are_all_different_and_free():
+    # free_port() four times can repeat a port; a stack given it twice cannot start.
+    for _ in range(50):
+        ports = free_ports(4)
+        assert len(set(ports)) == 4, ports
+        assert not any(port_open("127.0.0.1", port) for port in ports)
 
 
 def test_stop_pid_ends_the_process_and_its_children(tmp_path):
