@@ -19,8 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLANTOPS_")}
-    # Four different ports: a CI run once drew one port for MySQL and the mirror, and the
-    # mirror's health check read mariadbd's greeting.
     s3, mysql, mlflow, mirror = free_ports(4)
     env.update(
         PLANTOPS_STATE_DIR=str(tmp_path / "stack"),

@@ -21,25 +21,28 @@ class ServiceError(RuntimeError):
     """A server could not be started or did not become healthy."""
 
 
+# Ports free_port() has handed out in this process: a fixture draws several before its
+# servers bind them, and the kernel offers a port again as soon as its probe socket
+# closes, so without this two services could be told the same port (a CI run gave
+# MySQL and the image mirror one port, and `make up` failed).
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on loopback that nothing listens on right now, never one this process
+    was given before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` different free ports on loopback. Calling free_port() `count` times can
-    return one port twice (the kernel reuses a port as soon as its socket closes), and
-    two services told the same port collide: all sockets stay bound until all are drawn."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """`count` different free ports on loopback."""
+    return [free_port() for _ in range(count)]
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -15,7 +15,7 @@ def test_free_port_is_not_listening():
 
 
 def test_free_ports_are_all_different_and_free():
-    # free_port() four times can repeat a port; a stack given it twice cannot start.
+    # A stack told one port for two services cannot start.
     for _ in range(50):
         ports = free_ports(4)
         assert len(set(ports)) == 4, ports
