@@ -19,6 +19,10 @@ chosen. Reported per method (mean over the folds):
   `other_flagged`, `field_flagged`: the share of each flagged at the threshold.
 - `generated_flagged`: generated non-plant images flagged (per family and overall).
 
+Outlier exposure (the `outlier_exposure_*` rows) learns "novel" from images that are no
+evaluation set: the generated `gradients` family, and, in the `recoloured` rows, each
+fold's own training photos with their yellow flower heads recoloured (`synthetic.py`).
+
 Nothing is tuned on the field check or the generated images: they are only reported.
 """
 
@@ -29,7 +33,7 @@ import json
 import logging
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +52,10 @@ from plantops_ml_training.preprocessing import load_rgb, resize_and_crop, to_mod
 from plantops_ml_training.synthetic import (
     EVAL_FAMILIES,
     OUTLIER_EXPOSURE_FAMILIES,
+    RECOLOURS,
     generated_images,
+    recoloured_flowers,
+    yellow_mask,
 )
 from plantops_ml_training.train import FeatureCache, image_views, photo_seed, serving_spec, train
 
@@ -58,6 +65,12 @@ GENERATED_PER_FAMILY = 20
 # multi-crop method too, at five times the evaluation sets' extraction time; 1 skips it.
 QUERY_CROPS = 1
 INNER_FOLDS = 5
+# A training photo is recoloured for outlier exposure only if this share of its serving
+# crop is flower yellow: recolouring a photo with none gives back the photo itself, a
+# familiar image labelled novel.
+MIN_YELLOW_SHARE = 0.02
+# Bumped when the cached arrays change, so an older cache file is not read.
+EMBEDDINGS_VERSION = 2
 
 # ------------------------------------------------------------------ embeddings
 
@@ -96,12 +109,15 @@ class Embeddings:
     other: np.ndarray  # [n, 5, D] field-check other plants
     generated: dict[str, np.ndarray]  # family -> [n, 5, D]
     outlier_exposure: np.ndarray  # [n, D] the `gradients` family (never evaluated on)
+    recoloured: dict[str, np.ndarray]  # photo path -> [len(RECOLOURS) or 0, D]
 
 
 def _cache_key(config: TrainConfig, paths: list[Path], query_crops: int) -> str:
     # The novelty fields do not change the embeddings: they are left out of the key.
     params = {k: v for k, v in config.flat_params().items() if not k.startswith("novelty_")}
-    text = json.dumps([params, [str(p) for p in paths], GENERATED_PER_FAMILY, query_crops])
+    text = json.dumps(
+        [params, [str(p) for p in paths], GENERATED_PER_FAMILY, query_crops, EMBEDDINGS_VERSION]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -126,6 +142,7 @@ def extract_embeddings(
                 data["other"],
                 {f: data[f"generated/{f}"] for f in EVAL_FAMILIES},
                 data["outlier_exposure"],
+                {str(p): data[f"recoloured/{i}"] for i, p in enumerate(photos)},
             )
     embed = Embedder(config, labels)
     spec = embed.spec
@@ -134,8 +151,9 @@ def extract_embeddings(
         from plantops_ml_training.train import Item
 
         item = Item(photo, photo.parent.name, False)
-        views = image_views(load_rgb(photo), spec, config, photo_seed(item, config))
-        arrays[f"train/{i}"] = embed(views)
+        image = load_rgb(photo)
+        arrays[f"train/{i}"] = embed(image_views(image, spec, config, photo_seed(item, config)))
+        arrays[f"recoloured/{i}"] = recoloured_embeddings(embed, resize_and_crop(image, spec))
         if i % 50 == 0:
             log.info("embedded %d/%d training photos", i, len(photos))
 
@@ -156,6 +174,14 @@ def extract_embeddings(
     return extract_embeddings(images, field_dir, other_dir, config, cache_dir, query_crops)
 
 
+def recoloured_embeddings(embed: Embedder, crop: Image.Image) -> np.ndarray:
+    """`[len(RECOLOURS), D]`: the serving crop in each colour; `[0, D]` for a photo with
+    too little yellow to recolour."""
+    if yellow_mask(crop).mean() < MIN_YELLOW_SHARE:
+        return np.zeros((0, embed([crop]).shape[1]), np.float32)
+    return embed([recoloured_flowers(crop, colour) for colour in RECOLOURS])
+
+
 # ------------------------------------------------------------------ methods
 
 
@@ -166,6 +192,16 @@ class FitData:
     head: Callable[[np.ndarray], np.ndarray] | None  # embeddings -> logits (trained head)
     hidden: Callable[[np.ndarray], np.ndarray] | None  # embeddings -> head's hidden layer
     outliers: np.ndarray | None = None  # outlier-exposure embeddings (not an evaluation set)
+    recoloured: list[np.ndarray] | None = None  # per training photo, its recoloured crops
+
+    def subset(self, keep: list[int] | np.ndarray) -> FitData:
+        """The same data for the photos at `keep` only."""
+        return replace(
+            self,
+            views=[self.views[i] for i in keep],
+            labels=self.labels[keep],
+            recoloured=None if self.recoloured is None else [self.recoloured[i] for i in keep],
+        )
 
 
 Score = Callable[[np.ndarray], np.ndarray]  # [N, D] -> [N]
@@ -269,7 +305,7 @@ def _combined(*fitters):
         parts = []
         # Each part's scale from photos it was not fitted on (even photos fit, odd ones
         # scored): scored on its own training photos a kNN distance is ~0 for all.
-        even = FitData(data.views[::2], data.labels[::2], data.head, data.hidden, data.outliers)
+        even = data.subset(np.arange(0, len(data.views), 2))
         odd = np.stack([v[0] for v in data.views[1::2]])
         for fitter in fitters:
             reference = fitter(even)(odd)
@@ -279,15 +315,27 @@ def _combined(*fitters):
     return fit
 
 
-def _outlier_exposure(data: FitData) -> Score:
+def _outlier_exposure(recoloured: bool):
     """Logistic regression: training views (familiar) against the generated `gradients`
-    images (novel), on the standardised embedding; the score is its log-odds."""
+    images (novel), and with `recoloured` the recoloured training photos too, on the
+    standardised embedding; the score is its log-odds."""
+
+    def fit(data: FitData) -> Score:
+        assert data.outliers is not None
+        novel = [data.outliers]
+        if recoloured:
+            assert data.recoloured is not None
+            novel += data.recoloured
+        return _logistic_score(_two_views(data.views), np.concatenate(novel))
+
+    return fit
+
+
+def _logistic_score(familiar: np.ndarray, novel: np.ndarray) -> Score:
     from sklearn.linear_model import LogisticRegression
 
-    assert data.outliers is not None
-    familiar = _two_views(data.views)
-    x = np.concatenate([familiar, data.outliers])
-    y = np.r_[np.zeros(len(familiar)), np.ones(len(data.outliers))]
+    x = np.concatenate([familiar, novel])
+    y = np.r_[np.zeros(len(familiar)), np.ones(len(novel))]
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     model = LogisticRegression(C=0.1, class_weight="balanced", max_iter=500)
     model.fit((x - mean) / std, y)
@@ -319,8 +367,18 @@ METHODS: dict[str, tuple[Callable[[FitData], Score], bool, int]] = {
     "knn1_views+pca64_residual": (_combined(_knn(1, True), _pca_residual(64)), False, 1),
     "knn1_views+energy": (_combined(_knn(1, True), _from_head("energy")), True, 1),
     "knn1_views+max_softmax": (_combined(_knn(1, True), _from_head("msp")), True, 1),
-    "outlier_exposure_gradients": (_outlier_exposure, False, 1),
-    "knn1_views+outlier_exposure": (_combined(_knn(1, True), _outlier_exposure), False, 1),
+    "outlier_exposure_gradients": (_outlier_exposure(recoloured=False), False, 1),
+    "knn1_views+outlier_exposure": (
+        _combined(_knn(1, True), _outlier_exposure(recoloured=False)),
+        False,
+        1,
+    ),
+    "outlier_exposure_recoloured": (_outlier_exposure(recoloured=True), False, 1),
+    "knn1_views+outlier_exposure_recoloured": (
+        _combined(_knn(1, True), _outlier_exposure(recoloured=True)),
+        False,
+        1,
+    ),
 }
 
 
@@ -343,10 +401,7 @@ def out_of_fold_scores(fitter, data: FitData, n_crops: int) -> np.ndarray:
     for k in range(INNER_FOLDS):
         held = order[k::INNER_FOLDS]
         keep = np.setdiff1d(np.arange(n), held)
-        inner = FitData(
-            [data.views[i] for i in keep], data.labels[keep], data.head, data.hidden, data.outliers
-        )
-        score = fitter(inner)
+        score = fitter(data.subset(keep))
         served = np.stack([data.views[i][: max(n_crops, 1)] for i in held])
         scores[held] = query_scores(score, served, 1)
     return scores
@@ -358,9 +413,7 @@ def lolo_auroc(fitter, data: FitData, val_views: np.ndarray, val_labels: np.ndar
     values = []
     for label in np.unique(data.labels):
         mine = data.labels == label
-        kept = [v for v, m in zip(data.views, mine, strict=True) if m]
-        inner = FitData(kept, data.labels[mine], None, None, data.outliers)
-        score = fitter(inner)
+        score = fitter(replace(data.subset(np.flatnonzero(mine)), head=None, hidden=None))
         others = np.stack([v[0] for v, m in zip(data.views, mine, strict=True) if not m])
         novel = np.concatenate([score(others), score(val_views[val_labels != label])])
         values.append(auroc(novel, score(val_views[val_labels == label])))
@@ -400,6 +453,7 @@ def run_fold(
         head,
         hidden,
         emb.outlier_exposure,
+        [emb.recoloured[str(i.path)] for i in train_items],
     )
     val = np.stack([emb.train_views[str(i.path)][0] for i in val_items])
     val_labels = np.array([labels.index(i.label) for i in val_items])
@@ -477,7 +531,8 @@ def run_novelty_bench(
 ) -> dict:
     emb = extract_embeddings(images, field_dir, other_dir, config, cache_dir, query_crops)
     per_fold = [run_fold(images, config, fold, folds, emb, target) for fold in range(folds)]
-    return summarise(per_fold, target)
+    recoloured = sum(len(crops) > 0 for crops in emb.recoloured.values())
+    return {**summarise(per_fold, target), "recoloured_training_photos": recoloured}
 
 
 def export_fold_model(

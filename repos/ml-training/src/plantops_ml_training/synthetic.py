@@ -5,6 +5,11 @@ images, noise and solid colours. Nothing is chosen or trained on them: the bench
 the tests only report how many a model flags. `gradients` (smooth colour gradients and
 geometric shapes) is a different family, kept apart for outlier-exposure experiments, so
 that such a method is never tuned on what it is evaluated on.
+
+`recoloured_flowers` makes plant-like outliers for outlier exposure from the training
+photos themselves: their yellow flower heads turned red, pink, purple or white, the green
+around them kept. Other plants are what the model confuses with dandelions; these are the
+nearest such photos that are no evaluation set (issue 17).
 """
 
 from __future__ import annotations
@@ -152,3 +157,43 @@ def generated_images(family: str, count: int, seed: int = 0) -> list[Image.Image
     if family not in _MAKERS:
         raise ValueError(f"unknown family {family!r}: one of {sorted(_MAKERS)}")
     return [_MAKERS[family](random.Random(f"{family}/{seed}/{i}")) for i in range(count)]
+
+
+RECOLOURS = ("red", "pink", "purple", "white")
+# Pillow's HSV has hue, saturation and value in 0-255. A dandelion's petals are bright,
+# saturated and about 30-60 degrees of hue (20-43 here); the yellow-green of sunlit or
+# blurred grass behind them starts near 63 degrees (45) and is darker.
+_YELLOW_HUE = (20, 43)
+_YELLOW_MIN_SATURATION = 90
+_YELLOW_MIN_VALUE = 140
+_TARGET_HUE = {"red": 250, "pink": 235, "purple": 195}  # about 353, 330, 275 degrees
+
+
+def yellow_mask(image: Image.Image) -> np.ndarray:
+    """`[H, W]` bool: the saturated, bright yellow pixels (a dandelion's flower head)."""
+    hue, saturation, value = np.moveaxis(np.asarray(image.convert("RGB").convert("HSV")), -1, 0)
+    return (
+        (hue >= _YELLOW_HUE[0])
+        & (hue <= _YELLOW_HUE[1])
+        & (saturation >= _YELLOW_MIN_SATURATION)
+        & (value >= _YELLOW_MIN_VALUE)
+    )
+
+
+def recoloured_flowers(image: Image.Image, colour: str) -> Image.Image:
+    """`image` with its yellow pixels turned `colour` (one of `RECOLOURS`), the rest as is."""
+    if colour not in RECOLOURS:
+        raise ValueError(f"unknown colour {colour!r}: one of {list(RECOLOURS)}")
+    rgb = image.convert("RGB")
+    mask = yellow_mask(rgb)
+    hsv = np.asarray(rgb.convert("HSV")).copy()
+    if colour == "white":
+        hsv[..., 1][mask] //= 8
+        hsv[..., 2][mask] = np.maximum(hsv[..., 2][mask], 235)
+    else:
+        hsv[..., 0][mask] = _TARGET_HUE[colour]
+        if colour == "pink":  # pink is a paler red
+            hsv[..., 1][mask] = (hsv[..., 1][mask] * 0.55).astype(np.uint8)
+    recoloured = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+    # HSV and back is not lossless: only the recoloured pixels come from it.
+    return Image.fromarray(np.where(mask[..., None], recoloured, np.asarray(rgb)))

@@ -107,3 +107,15 @@ def test_bench_novelty_measures_the_multi_crop_method_only_when_asked(bench_fold
     # Solid colours: every crop of them is far from every plant photo.
     assert mean == 1.0 and std == 0.0, five_crops[multi_crop]
     assert five_crops["knn5_cosine_views"] == one_crop["knn5_cosine_views"]
+
+
+def test_bench_novelty_learns_from_recoloured_dandelions_of_the_folds_only(bench_folders, tmp_path):
+    result = bench_novelty(bench_folders, tmp_path)
+    # Of the 40 photos, the dandelions with their flower heads in view are recoloured;
+    # photos without yellow are not, or outlier exposure would learn them as novel.
+    assert 5 <= result["recoloured_training_photos"] <= 30, result["recoloured_training_photos"]
+    for name in ("outlier_exposure_recoloured", "knn1_views+outlier_exposure_recoloured"):
+        figures = result["methods"][name]
+        assert 0.0 <= figures["lolo_auroc"][0] <= 1.0, (name, figures)
+        # Trained to call recoloured photos novel, it still flags few real ones.
+        assert figures["field_flagged"][0] <= 0.5, (name, figures)
