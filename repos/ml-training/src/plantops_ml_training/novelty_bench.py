@@ -16,7 +16,8 @@ chosen. Reported per method (mean over the folds):
 - `val_false_alarm`, `test_false_alarm`: in-distribution photos flagged (validation;
   the fold's held-out test photos).
 - `field_auroc`: field-check other plants against field-check dandelion + grass;
-  `other_flagged`, `field_flagged`: the share of each flagged at the threshold.
+  `other_flagged`, `field_flagged`: the share of each flagged at the threshold;
+  `other_flagged_<kind>`: per folder of other plants (daisy, rose, ...).
 - `generated_flagged`: generated non-plant images flagged (per family and overall).
 
 Outlier exposure (the `outlier_exposure_*` rows) learns "novel" from images that are no
@@ -107,6 +108,7 @@ class Embeddings:
     train_views: dict[str, np.ndarray]  # photo path -> [8, D] (serving crop first)
     field: np.ndarray  # [n, 5, D] field-check dandelion + grass, five crops
     other: np.ndarray  # [n, 5, D] field-check other plants
+    other_kinds: np.ndarray  # [n] each other plant's folder name (daisy, rose, ...)
     generated: dict[str, np.ndarray]  # family -> [n, 5, D]
     outlier_exposure: np.ndarray  # [n, D] the `gradients` family (never evaluated on)
     recoloured: dict[str, np.ndarray]  # photo path -> [len(RECOLOURS) or 0, D]
@@ -140,6 +142,7 @@ def extract_embeddings(
                 {str(p): data[f"train/{i}"] for i, p in enumerate(photos)},
                 data["field"],
                 data["other"],
+                np.array([p.parent.name for p in other]),
                 {f: data[f"generated/{f}"] for f in EVAL_FAMILIES},
                 data["outlier_exposure"],
                 {str(p): data[f"recoloured/{i}"] for i, p in enumerate(photos)},
@@ -478,6 +481,10 @@ def run_fold(
             "field_auroc": auroc(other, field),
             "other_flagged": float(np.mean(other > threshold)),
             "field_flagged": float(np.mean(field > threshold)),
+            **{
+                f"other_flagged_{kind}": float(np.mean(other[emb.other_kinds == kind] > threshold))
+                for kind in np.unique(emb.other_kinds)
+            },
             "generated_flagged": float(np.mean(all_generated > threshold)),
             "generated_auroc": auroc(all_generated, field),
             **{

@@ -119,3 +119,5 @@ def test_bench_novelty_learns_from_recoloured_dandelions_of_the_folds_only(bench
         assert 0.0 <= figures["lolo_auroc"][0] <= 1.0, (name, figures)
         # Trained to call recoloured photos novel, it still flags few real ones.
         assert figures["field_flagged"][0] <= 0.5, (name, figures)
+        # The other plants are one folder here (solid colours): its share is the whole.
+        assert figures["other_flagged_solid"] == figures["other_flagged"], (name, figures)
