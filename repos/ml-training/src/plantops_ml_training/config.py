@@ -98,7 +98,14 @@ class Augmentation(BaseModel):
     max_zoom: float = Field(default=1.1, ge=1)
 
 
-Backbone = Literal["efficientnet-lite0", "efficientnet-lite2", "resnet18", "resnet34", "resnet50"]
+Backbone = Literal[
+    "efficientnet-lite0",
+    "efficientnet-lite1",
+    "efficientnet-lite2",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+]
 # fine_tune: frozen epochs, then the whole network (fastai's fine_tune schedule).
 # frozen_body: the body keeps its ImageNet weights; its features of a few augmented
 # views per image are computed once and only the head is trained on them.

