@@ -155,8 +155,11 @@ def extract_embeddings(
 
         item = Item(photo, photo.parent.name, False)
         image = load_rgb(photo)
-        arrays[f"train/{i}"] = embed(image_views(image, spec, config, photo_seed(item, config)))
-        arrays[f"recoloured/{i}"] = recoloured_embeddings(embed, resize_and_crop(image, spec))
+        views = embed(image_views(image, spec, config, photo_seed(item, config)))
+        arrays[f"train/{i}"] = views
+        arrays[f"recoloured/{i}"] = recoloured_embeddings(
+            embed, resize_and_crop(image, spec), views.shape[1]
+        )
         if i % 50 == 0:
             log.info("embedded %d/%d training photos", i, len(photos))
 
@@ -177,11 +180,11 @@ def extract_embeddings(
     return extract_embeddings(images, field_dir, other_dir, config, cache_dir, query_crops)
 
 
-def recoloured_embeddings(embed: Embedder, crop: Image.Image) -> np.ndarray:
-    """`[len(RECOLOURS), D]`: the serving crop in each colour; `[0, D]` for a photo with
-    too little yellow to recolour."""
+def recoloured_embeddings(embed: Embedder, crop: Image.Image, width: int) -> np.ndarray:
+    """`[len(RECOLOURS), width]`: the serving crop in each colour; `[0, width]` for a photo
+    with too little yellow to recolour."""
     if yellow_mask(crop).mean() < MIN_YELLOW_SHARE:
-        return np.zeros((0, embed([crop]).shape[1]), np.float32)
+        return np.zeros((0, width), np.float32)
     return embed([recoloured_flowers(crop, colour) for colour in RECOLOURS])
 
 
