@@ -6,7 +6,8 @@ themselves, at low load an image runs alone without waiting for company.
 
 The thread is one of the server's CPU pool (main.py), the pool that decodes too: on a
 one-core replica decoding and inference then take turns instead of preempting each other
-on the core (make bench-cpu-split: the pool runs within 3 % of in-process speed).
+on the core (make bench-cpu-split: the pool ran within 1-3 % of in-process speed on two
+machines, 14 % slower on a third; docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
