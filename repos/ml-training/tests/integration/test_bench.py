@@ -109,7 +109,7 @@ def test_bench_novelty_measures_the_multi_crop_method_only_when_asked(bench_fold
     assert five_crops["knn5_cosine_views"] == one_crop["knn5_cosine_views"]
 
 
-def test_bench_novelty_learns_from_recoloured_dandelions_of_the_folds_only(bench_folders, tmp_path):
+def test_bench_novelty_measures_outlier_exposure_on_recoloured_photos(bench_folders, tmp_path):
     result = bench_novelty(bench_folders, tmp_path)
     # Of the 40 photos, the dandelions with their flower heads in view are recoloured;
     # photos without yellow are not, or outlier exposure would learn them as novel.
