@@ -154,11 +154,11 @@ def extract_embeddings(
         from plantops_ml_training.train import Item
 
         item = Item(photo, photo.parent.name, False)
-        image = load_rgb(photo)
-        views = embed(image_views(image, spec, config, photo_seed(item, config)))
-        arrays[f"train/{i}"] = views
+        views = image_views(load_rgb(photo), spec, config, photo_seed(item, config))
+        arrays[f"train/{i}"] = embed(views)
+        # views[0] is the serving crop.
         arrays[f"recoloured/{i}"] = recoloured_embeddings(
-            embed, resize_and_crop(image, spec), views.shape[1]
+            embed, views[0], arrays[f"train/{i}"].shape[1]
         )
         if i % 50 == 0:
             log.info("embedded %d/%d training photos", i, len(photos))

@@ -171,7 +171,11 @@ _TARGET_HUE = {"red": 250, "pink": 235, "purple": 195}  # about 353, 330, 275 de
 
 def yellow_mask(image: Image.Image) -> np.ndarray:
     """`[H, W]` bool: the saturated, bright yellow pixels (a dandelion's flower head)."""
-    hue, saturation, value = np.moveaxis(np.asarray(image.convert("RGB").convert("HSV")), -1, 0)
+    return _yellow(np.asarray(image.convert("RGB").convert("HSV")))
+
+
+def _yellow(hsv: np.ndarray) -> np.ndarray:
+    hue, saturation, value = np.moveaxis(hsv, -1, 0)
     return (
         (hue >= _YELLOW_HUE[0])
         & (hue <= _YELLOW_HUE[1])
@@ -185,8 +189,8 @@ def recoloured_flowers(image: Image.Image, colour: str) -> Image.Image:
     if colour not in RECOLOURS:
         raise ValueError(f"unknown colour {colour!r}: one of {list(RECOLOURS)}")
     rgb = image.convert("RGB")
-    mask = yellow_mask(rgb)
     hsv = np.asarray(rgb.convert("HSV")).copy()
+    mask = _yellow(hsv)
     if colour == "white":
         hsv[..., 1][mask] //= 8
         hsv[..., 2][mask] = np.maximum(hsv[..., 2][mask], 235)
