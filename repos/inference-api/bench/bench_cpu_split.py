@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,16 @@ def wait_ready(port: int, proc: subprocess.Popen) -> None:
     sys.exit("bench-cpu-split: the API was not ready in 120 s")
 
 
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def server_split(args: argparse.Namespace, photo: bytes) -> dict:
+    # Another server on the port would answer in place of the one measured, whose threads
+    # then show no CPU at all: a result of 0 ms instead of an error.
+    if port_taken(args.port):
+        sys.exit(f"bench-cpu-split: port {args.port} is in use; pass --port")
     env = {**os.environ, "PLANTOPS_MODEL_PATH": args.model_path, "PLANTOPS_LOG_LEVEL": "WARNING"}
     env.setdefault("MALLOC_ARENA_MAX", "2")  # as `make run`
     command = ["taskset", "-c", args.server_core, str(CLI), "serve", "--port", str(args.port)]
@@ -92,6 +102,8 @@ def server_split(args: argparse.Namespace, photo: bytes) -> dict:
                 url, body.name, args.generator_core, args.clients, ["-z", f"{args.seconds:g}s"]
             )
             after = thread_cpu_s(proc.pid)
+        if proc.poll() is not None:
+            sys.exit("bench-cpu-split: the API exited during the run")
     finally:
         proc.terminate()
         proc.wait(timeout=20)
