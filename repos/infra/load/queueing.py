@@ -15,7 +15,8 @@ rate rho,
     P(W <= t) = (1 - rho) * sum_{k=0..floor(t)} (rho (k - t))^k / k! * exp(-rho (k - t))
 
 The terms alternate in sign and grow like exp(rho t), so the sum is taken in `Decimal`
-with enough digits for them to cancel exactly; in floats it is wrong beyond t of ~30.
+with enough digits for them to cancel exactly; in floats it is already wrong at t = 40
+(a 5 ms request under a 200 ms limit; tests/unit/test_queueing.py).
 """
 
 from __future__ import annotations
