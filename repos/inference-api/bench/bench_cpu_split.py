@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -76,15 +75,12 @@ def wait_ready(port: int, proc: subprocess.Popen) -> None:
     sys.exit("bench-cpu-split: the API was not ready in 120 s")
 
 
-def port_taken(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def server_split(args: argparse.Namespace, photo: bytes) -> dict:
     # Another server on the port would answer in place of the one measured, whose threads
     # then show no CPU at all: a result of 0 ms instead of an error.
-    if port_taken(args.port):
+    from plantops_infra.processes import port_open
+
+    if port_open("127.0.0.1", args.port):
         sys.exit(f"bench-cpu-split: port {args.port} is in use; pass --port")
     env = {**os.environ, "PLANTOPS_MODEL_PATH": args.model_path, "PLANTOPS_LOG_LEVEL": "WARNING"}
     env.setdefault("MALLOC_ARENA_MAX", "2")  # as `make run`

@@ -27,7 +27,7 @@ import sys
 from decimal import Decimal, localcontext
 
 QUANTILE = 0.95
-P95_LIMIT_S = 0.2  # bench-load's rule: a step passes with p95 under 200 ms
+P95_LIMIT_S = 0.2  # bench-load's rule (bench.py uses this one): a step passes under it
 BISECTION_STEPS = 20  # utilisation to within 1e-6, reported to 3 decimals
 
 
