@@ -96,6 +96,11 @@ class Augmentation(BaseModel):
     max_rotate: float = Field(default=10.0, ge=0)
     max_lighting: float = Field(default=0.2, ge=0, lt=1)
     max_zoom: float = Field(default=1.1, ge=1)
+    # frozen_body: how many of the random views are zoomed-out mosaics instead of crops:
+    # a 2x2 grid of half-size random crops of the photo, so the head also sees the plants
+    # smaller and more of them, as in a wide shot of a lawn or a field (the random
+    # resized crops only ever zoom in).
+    mosaic_views: int = Field(default=0, ge=0)
 
 
 Backbone = Literal[

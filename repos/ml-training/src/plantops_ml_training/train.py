@@ -35,7 +35,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from plantops_ml_training.calibration import fit_temperature
-from plantops_ml_training.config import TrainConfig
+from plantops_ml_training.config import Augmentation, TrainConfig
 from plantops_ml_training.model import (
     BackboneSpec,
     Classifier,
@@ -392,21 +392,44 @@ def image_views(
     config: TrainConfig | None,
     seed: str = "",
 ) -> list[Image.Image]:
-    """The serving crop, then (training, with augmentation) its mirror and random
-    resized crops, each mirrored or not: `feature_views` views in all, drawn from a
-    generator seeded with `seed` (the global one is left as it was)."""
+    """The serving crop, then (training, with augmentation) its mirror, random resized
+    crops and `mosaic_views` zoomed-out mosaics, each mirrored or not: `feature_views`
+    views in all, drawn from a generator seeded with `seed` (the global one is left as
+    it was)."""
     served = resize_and_crop(image, spec)
     if config is None or not config.augmentation.enabled:
         return [served]
     aug = config.augmentation
     views = [served, ImageOps.mirror(served)] if aug.flip else [served]
+    mosaics = min(aug.mosaic_views, max(0, config.feature_views - len(views)))
     crop = RandomResizedCrop(spec.crop_size, min_scale=aug.min_scale)
     state = random.getstate()  # fastai's crop draws from the global generator
     random.seed(seed)
     try:
-        while len(views) < config.feature_views:
-            view = crop(PILImage.create(image), split_idx=0)
-            views.append(ImageOps.mirror(view) if aug.flip and random.random() < 0.5 else view)
+        while len(views) < config.feature_views - mosaics:
+            views.append(_maybe_mirrored(crop(PILImage.create(image), split_idx=0), aug.flip))
+        views += [mosaic(image, spec.crop_size, aug) for _ in range(mosaics)]
     finally:
         random.setstate(state)
     return views[: config.feature_views]
+
+
+def _maybe_mirrored(view: Image.Image, flip: bool) -> Image.Image:
+    return ImageOps.mirror(view) if flip and random.random() < 0.5 else view
+
+
+MOSAIC_GRID = 2  # tiles a side: the plants at half their size, four times as many
+
+
+def mosaic(image: Image.Image, size: int, aug: Augmentation) -> Image.Image:
+    """A `size` x `size` view tiled with MOSAIC_GRID x MOSAIC_GRID random resized crops of
+    `image`, each mirrored or not: the photo's plants smaller and more of them, as a wider
+    shot shows them. Draws from the global generator (seeded by `image_views`)."""
+    tile = size // MOSAIC_GRID
+    crop = RandomResizedCrop(tile, min_scale=aug.min_scale)
+    canvas = Image.new("RGB", (size, size))
+    for row in range(MOSAIC_GRID):
+        for col in range(MOSAIC_GRID):
+            piece = _maybe_mirrored(crop(PILImage.create(image), split_idx=0), aug.flip)
+            canvas.paste(piece, (col * tile, row * tile))
+    return canvas

@@ -65,3 +65,30 @@ def test_a_shared_feature_cache_gives_the_same_model_as_none(images_dir):
     assert len(cache) == len({(i.path, i.is_valid) for i in tiny_items(images_dir)})
     cached = train(tiny_items(images_dir), LABELS, config, None, cache).predict_probs(photos)
     assert abs(plain - cached).max() < 1e-6
+
+
+def test_mosaic_views_replace_the_last_random_crops_with_four_smaller_crops(images_dir):
+    """A mosaic is the zoomed-out view: a 2x2 grid of independent half-size crops."""
+    spec_config = load_config(overrides={"image_size": 64})
+    spec = serving_spec(
+        spec_config, build_backbone("efficientnet-lite0", 64, pretrained=False), LABELS
+    )
+    image = load_rgb(images_dir / "dandelion" / "00000001.jpg")
+    crops_only = image_views(
+        image, spec, load_config(overrides={"image_size": 64, "feature_views": 4}), "seed"
+    )
+    with_mosaics = image_views(
+        image,
+        spec,
+        load_config(overrides={"image_size": 64, "feature_views": 6, "aug_mosaic_views": 2}),
+        "seed",
+    )
+    assert len(with_mosaics) == 6
+    # The serving crop, its mirror and the random crops are those a recipe without
+    # mosaics draws: adding mosaics changes nothing else.
+    assert [v.tobytes() for v in with_mosaics[:4]] == [v.tobytes() for v in crops_only]
+    first, second = with_mosaics[4:]
+    assert first.size == second.size == (64, 64)
+    assert first.tobytes() != second.tobytes()
+    quadrants = [first.crop((x, y, x + 32, y + 32)).tobytes() for x in (0, 32) for y in (0, 32)]
+    assert len(set(quadrants)) == 4  # four different crops, not one tile repeated
