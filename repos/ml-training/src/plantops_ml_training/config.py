@@ -99,7 +99,8 @@ class Augmentation(BaseModel):
     # frozen_body: how many of the random views are zoomed-out mosaics instead of crops:
     # a 2x2 grid of half-size random crops of the photo, so the head also sees the plants
     # smaller and more of them, as in a wide shot of a lawn or a field (the random
-    # resized crops only ever zoom in).
+    # resized crops only ever zoom in). Measured with 2 and 4 of 8 views: both lost on
+    # validation photos (docs/BENCHMARKS.md, "Zoomed-out mosaic views").
     mosaic_views: int = Field(default=0, ge=0)
 
 
