@@ -17,7 +17,7 @@ Same protocol as `novelty_explore.py`: the reference is the 400 training photos 
 crop); reported are the AUROC of the field-check other plants against the field-check
 dandelion + grass photos, and the leave-one-label-out AUROC on the 400, the train-only
 criterion the shipped score was chosen by. The baseline of the run is the shipped
-feature (mean and max pool of the final map, concatenated), kNN k = 5.
+feature (the exported `embedding`: max and mean pool of the final map), kNN k = 5.
 
     cd repos/ml-training && OMP_NUM_THREADS=1 .venv/bin/python benchmarks/novelty_stats_explore.py
 """
@@ -32,7 +32,7 @@ from novelty_explore import SHARED, auroc, knn, lolo, unit
 from PIL import Image
 
 from plantops_ml_training.config import TrainConfig
-from plantops_ml_training.model import build_backbone
+from plantops_ml_training.model import build_backbone, build_classifier
 from plantops_ml_training.preprocessing import load_rgb, resize_and_crop, to_model_input
 from plantops_ml_training.train import serving_spec
 
@@ -60,14 +60,14 @@ def colour_histogram(crop: Image.Image) -> np.ndarray:
     return np.sqrt(counts / max(1.0, counts.sum()))
 
 
-def extract(body, captured, spec, paths: list[Path]) -> dict:
+def extract(body, pool, captured, spec, paths: list[Path]) -> dict:
     out: dict = {layer: [] for layer in (*LAYERS, "shipped", "colour")}
     for start in range(0, len(paths), 16):
         crops = [resize_and_crop(load_rgb(p), spec) for p in paths[start : start + 16]]
         batch = torch.from_numpy(np.stack([to_model_input(c, spec) for c in crops]))
         with torch.inference_mode():
             final = body(batch)
-            shipped = torch.cat([final.mean((2, 3)), final.amax((2, 3))], dim=1)
+            shipped = pool(final)  # the exported `embedding`: fastai's concat pool
         out["final"].append(channel_stats(final))
         out["shipped"].append(shipped.numpy())
         for block in BLOCKS:
@@ -120,6 +120,7 @@ def main() -> None:
     backbone = build_backbone(config.backbone, config.image_size, True)
     spec = serving_spec(config, backbone, ["dandelion", "grass"])
     body = backbone.body.eval()
+    pool = build_classifier(backbone, 2).head[:2].eval()
     captured: dict = {}
     for block in BLOCKS:
         body.net._blocks[block].register_forward_hook(
@@ -130,7 +131,7 @@ def main() -> None:
         "field": sorted((SHARED / "datasets/field-check/data").glob("*/*.jpg")),
         "other": sorted((SHARED / "datasets/field-check/other-plants").glob("*/*.jpg")),
     }
-    feats = {name: extract(body, captured, spec, ps) for name, ps in paths.items()}
+    feats = {name: extract(body, pool, captured, spec, ps) for name, ps in paths.items()}
     labels = np.array([p.parent.name for p in paths["train"]])
 
     def plain_knn(bank: np.ndarray, queries: np.ndarray) -> np.ndarray:
