@@ -4,10 +4,11 @@ One worker takes everything waiting in the queue (up to the batch size) and runs
 in a thread while new requests queue up behind it: under load batches grow by
 themselves, at low load an image runs alone without waiting for company.
 
-The thread is one of the server's CPU pool (main.py), the pool that decodes too: on a
-one-core replica decoding and inference then take turns instead of preempting each other
+The thread is one of the server's CPU pool (cpu_pool.py), the pool that decodes too: on
+a one-core replica decoding and inference then take turns instead of preempting each other
 on the core (make bench-cpu-split: the pool ran within 1-3 % of in-process speed on two
-machines, 14 % slower on a third; docs/BENCHMARKS.md).
+machines, 14 % slower on a third; docs/BENCHMARKS.md), and a batch goes before the
+decoding of newer requests.
 """
 
 from __future__ import annotations
@@ -80,12 +81,12 @@ class Batcher:
 
     async def _run_group(self, group: list[_Item]) -> None:
         model = group[0][0]
-        batch = np.stack([item[1] for item in group])
+        images = [item[1] for item in group]
         self.metrics.batch_size.observe(len(group))
         started = time.monotonic()
         try:
             loop = asyncio.get_running_loop()
-            output = await loop.run_in_executor(self.executor, model.predict, batch)
+            output = await loop.run_in_executor(self.executor, _predict_batch, model, images)
         except Exception as exc:
             log.exception("Inference failed on a batch of %d", len(group))
             for item in group:
@@ -99,3 +100,8 @@ class Batcher:
             if not future.done():  # the client may have gone
                 novelty = None if scores is None else scores[i]
                 future.set_result(ModelOutput(output.probabilities[i], novelty))
+
+
+def _predict_batch(model: LoadedModel, images: list[np.ndarray]) -> ModelOutput:
+    # Stacked in the pool's thread: copying the images is work the event loop need not do.
+    return model.predict(np.stack(images))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,6 +14,7 @@ from plantops_inference_api.api import api_router
 from plantops_inference_api.auth import FailedKeyLimiter, parse_networks
 from plantops_inference_api.batching import Batcher
 from plantops_inference_api.config import Settings, get_settings, usable_cores
+from plantops_inference_api.cpu_pool import CpuPool
 from plantops_inference_api.errors import install_error_handlers
 from plantops_inference_api.lifecycle import ModelManager
 from plantops_inference_api.metrics import Metrics
@@ -37,10 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
-    # One pool for the CPU work of a prediction, decoding and inference alike (batching.py).
-    workers = settings.preprocess_workers or usable_cores()
-    cpu_pool = ThreadPoolExecutor(workers, thread_name_prefix="cpu")
-    batcher = Batcher(settings.inference_batch_size, metrics, cpu_pool)
+    # One pool for the CPU work of a prediction, decoding and inference alike (batching.py),
+    # inference first (cpu_pool.py).
+    cpu_pool = CpuPool(settings.preprocess_workers or usable_cores())
+    batcher = Batcher(settings.inference_batch_size, metrics, cpu_pool.inference)
     admission = Admission(settings.max_in_flight, metrics)
     recorder = PredictionRecorder(settings, metrics)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.manager = manager
     app.state.batcher = batcher
-    app.state.predictor = PredictionService(settings, batcher, cpu_pool, metrics, recorder)
+    app.state.predictor = PredictionService(settings, batcher, cpu_pool.decode, metrics, recorder)
     app.state.prediction_log = recorder.log
     app.state.admission = admission
     app.state.key_limiter = FailedKeyLimiter(settings.reload_max_failures_per_minute)

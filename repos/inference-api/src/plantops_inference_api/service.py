@@ -2,14 +2,14 @@
 
 Decoding and preprocessing run on the server's CPU pool (one thread per core: more would
 only fight onnxruntime for the same cores); inference goes through the `Batcher`, which
-runs its batches on the same pool.
+runs its batches on the same pool, ahead of waiting decodes (cpu_pool.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 import numpy as np
 from fastapi import UploadFile
@@ -29,13 +29,13 @@ class PredictionService:
         self,
         settings: Settings,
         batcher: Batcher,
-        pool: ThreadPoolExecutor,
+        decode_pool: Executor,
         metrics: Metrics,
         recorder: PredictionRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.batcher = batcher
-        self.pool = pool
+        self.decode_pool = decode_pool
         self.metrics = metrics
         self.recorder = recorder or PredictionRecorder(settings, metrics)
 
@@ -45,7 +45,7 @@ class PredictionService:
             data = await self._read(upload)
             started = time.monotonic()
             image = await asyncio.get_running_loop().run_in_executor(
-                self.pool, preprocess_bytes, data, model.spec, self.settings.image_budget
+                self.decode_pool, preprocess_bytes, data, model.spec, self.settings.image_budget
             )
             self.metrics.stage_latency.labels(stage="preprocess").observe(
                 time.monotonic() - started
