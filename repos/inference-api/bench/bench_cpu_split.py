@@ -7,13 +7,16 @@ thread, on one core, for one photo repeated (so the work per request is fixed):
 1. the API (`plantops-inference-api serve`) pinned to --server-core, `hey` (Debian
    package) on --generator-core in a closed loop with --clients connections; the CPU time
    of each of the API's threads (`/proc/<pid>/task/*/stat`) over --seconds, divided by the
-   predictions answered. The main thread runs the event loop: HTTP, multipart, FastAPI,
-   the response, the log record and the metrics. The others are the decode pool and
-   the inference thread.
+   predictions answered (with --rate R: one client at R requests a second, `hey -q`,
+   so requests arrive one at a time, as in the load benchmark's search below capacity,
+   instead of a closed loop that keeps the server busy). The main thread runs the event
+   loop: HTTP, multipart, FastAPI, the response, the log record and the metrics. The
+   others are the CPU pool (decode and inference).
 2. in process, on the same core: the same photo through `preprocess_bytes` and
    `LoadedModel.predict`, each timed with the thread's own CPU clock.
 
     make bench-cpu-split BENCH_ARGS="--model-path DIR"
+    make bench-cpu-split BENCH_ARGS="--model-path DIR --rate 30"
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def multipart(photo: bytes) -> bytes:
 
 
 def hey(url: str, body_file: str, core: str, clients: int, how: list[str]) -> int:
-    """Predictions answered 200 by a `hey` run (`how`: -n N or -z Ns)."""
+    """Predictions answered 200 by a `hey` run (`how`: -n N or -z Ns, and -q R)."""
     command = ["taskset", "-c", core, "hey", "-c", str(clients), *how, "-m", "POST"]
     command += ["-D", body_file, "-T", f"multipart/form-data; boundary={BOUNDARY}", url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -94,9 +97,10 @@ def server_split(args: argparse.Namespace, photo: bytes) -> dict:
             body.flush()
             hey(url, body.name, args.generator_core, args.clients, ["-n", "300"])  # warm-up
             before = thread_cpu_s(proc.pid)
-            answered = hey(
-                url, body.name, args.generator_core, args.clients, ["-z", f"{args.seconds:g}s"]
-            )
+            clients, how = args.clients, ["-z", f"{args.seconds:g}s"]
+            if args.rate:
+                clients, how = 1, [*how, "-q", f"{args.rate:g}"]
+            answered = hey(url, body.name, args.generator_core, clients, how)
             after = thread_cpu_s(proc.pid)
         if proc.poll() is not None:
             sys.exit("bench-cpu-split: the API exited during the run")
@@ -157,7 +161,8 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, help="default: the first dataset dandelion")
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--generator-core", default="1")
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="closed loop (without --rate)")
+    parser.add_argument("--rate", type=float, help="one client at this many requests/s")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--port", type=int, default=8391)
@@ -172,6 +177,7 @@ def main() -> None:
                 "bench": "api_cpu_split",
                 "photo": photo_path.name,
                 "photo_bytes": photo_path.stat().st_size,
+                "load": f"1 client at {args.rate:g}/s" if args.rate else f"{args.clients} clients",
                 "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
                 "server_per_prediction": server,
