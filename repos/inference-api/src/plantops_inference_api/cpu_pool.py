@@ -24,12 +24,13 @@ from typing import Any
 
 INFERENCE, DECODE = 0, 1  # lower runs first
 
-# (priority, submission order, job); None as the job stops a thread.
+# The future to settle, the function and its arguments.
 _Job = tuple[Future, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class CpuPool:
     def __init__(self, workers: int, name: str = "cpu") -> None:
+        # (priority, submission order, job); None as the job stops a thread.
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._closed = False
