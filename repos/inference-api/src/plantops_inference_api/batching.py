@@ -4,6 +4,14 @@ One worker takes everything waiting in the queue (up to the batch size) and runs
 in a thread while new requests queue up behind it: under load batches grow by
 themselves, at low load an image runs alone without waiting for company.
 
+A batch that is not full also waits for the images already being decoded
+(`expect_image()`): those requests arrived before any that comes later, so they are
+answered together, in order, instead of one batch each. Without this, a core that falls
+behind decodes one image, runs it alone, decodes the next: all of its backlog at batch
+size 1, the dearest way per image, just when it has the least time to spare. A request
+arriving while the batch waits can join it only until it is full: the wait is at most
+max_batch - 1 decodes.
+
 The thread is one of the server's CPU pool (cpu_pool.py), the pool that decodes too: on
 a one-core replica decoding and inference then take turns instead of preempting each other
 on the core (make bench-cpu-split: the pool ran within 1-3 % of in-process speed on two
@@ -17,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor
 
 import numpy as np
@@ -37,9 +46,12 @@ class Batcher:
         self.metrics = metrics
         self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task | None = None
+        self._decoding = 0  # images on their way (expect_image)
+        self._decoded: asyncio.Event | None = None  # set when one is done, queued or not
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._decoded = asyncio.Event()
         self._worker = asyncio.create_task(self._run(), name="inference-batcher")
 
     async def stop(self) -> None:
@@ -47,6 +59,22 @@ class Batcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+
+    @contextlib.contextmanager
+    def expect_image(self) -> Iterator[None]:
+        """Wrap an image's decode: a batch that is not full waits for it.
+
+        Leave the block and queue the image (`predict`) with no await in between, so the
+        worker never sees the image neither expected nor queued. An image that fails to
+        decode, or whose request is cancelled, leaves the block too: nothing waits for it.
+        """
+        self._decoding += 1
+        try:
+            yield
+        finally:
+            self._decoding -= 1
+            if self._decoded is not None:
+                self._decoded.set()
 
     async def probabilities(self, model: LoadedModel, image: np.ndarray) -> np.ndarray:
         """The model's probabilities for one preprocessed `[3, H, W]` image."""
@@ -64,9 +92,7 @@ class Batcher:
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            items = [await self._queue.get()]
-            while len(items) < self.max_batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            items = await self._next_batch()
             self.metrics.queue_depth.set(self._queue.qsize())
             started = time.monotonic()
             for item in items:
@@ -78,6 +104,21 @@ class Batcher:
                 by_model.setdefault(id(item[0]), []).append(item)
             for group in by_model.values():
                 await self._run_group(group)
+
+    async def _next_batch(self) -> list[_Item]:
+        """The oldest waiting image and those behind it, with the images still being
+        decoded, up to the batch size."""
+        assert self._queue is not None and self._decoded is not None
+        items = [await self._queue.get()]
+        while len(items) < self.max_batch:
+            if not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            elif self._decoding:
+                self._decoded.clear()
+                await self._decoded.wait()
+            else:
+                break
+        return items
 
     async def _run_group(self, group: list[_Item]) -> None:
         model = group[0][0]

@@ -2,7 +2,8 @@
 
 Decoding and preprocessing run on the server's CPU pool (one thread per core: more would
 only fight onnxruntime for the same cores); inference goes through the `Batcher`, which
-runs its batches on the same pool, ahead of waiting decodes (cpu_pool.py).
+runs its batches on the same pool, ahead of waiting decodes (cpu_pool.py), and lets a
+batch that is not full wait for the images being decoded (batching.py).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ class PredictionService:
         try:
             data = await self._read(upload)
             started = time.monotonic()
-            image = await asyncio.get_running_loop().run_in_executor(
-                self.decode_pool, preprocess_bytes, data, model.spec, self.settings.image_budget
-            )
+            with self.batcher.expect_image():  # queued below with no await in between
+                image = await asyncio.get_running_loop().run_in_executor(
+                    self.decode_pool, preprocess_bytes, data, model.spec, self.settings.image_budget
+                )
             self.metrics.stage_latency.labels(stage="preprocess").observe(
                 time.monotonic() - started
             )

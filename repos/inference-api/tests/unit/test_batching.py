@@ -62,3 +62,77 @@ def test_batches_never_exceed_the_maximum(tmp_path):
     asyncio.run(scenario())
     runs = metrics.registry.get_sample_value("plantops_api_inference_batch_size_count")
     assert runs == 3.0  # 2 + 2 + 1
+
+
+def batch_runs(metrics: Metrics) -> tuple[float | None, float | None]:
+    """(images run, batches run) so far."""
+    get = metrics.registry.get_sample_value
+    return (
+        get("plantops_api_inference_batch_size_sum"),
+        get("plantops_api_inference_batch_size_count"),
+    )
+
+
+def test_a_batch_waits_for_the_images_already_being_decoded(tmp_path):
+    model = load_model_dir(write_model(tmp_path), ModelSource("m", "1", "champion"))
+    metrics = Metrics()
+
+    async def scenario() -> list[np.ndarray]:
+        batcher = Batcher(max_batch=4, metrics=metrics)
+        await batcher.start()
+        decoded = asyncio.Event()
+
+        async def request(channel: int, decode_done: asyncio.Event | None) -> np.ndarray:
+            with batcher.expect_image():
+                if decode_done is not None:
+                    await decode_done.wait()  # a decode still running in the pool
+            return await batcher.probabilities(model, colour_input(channel))
+
+        try:
+            first = asyncio.create_task(request(0, None))
+            later = [asyncio.create_task(request(c, decoded)) for c in (1, 2)]
+            await asyncio.sleep(0.2)  # the first image is queued; the others are not
+            decoded.set()
+            return await asyncio.gather(first, *later)
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(scenario())
+    assert [int(r.argmax()) for r in results] == [0, 1, 2]
+    assert batch_runs(metrics) == (3.0, 1.0)  # one batch of 3, not the first alone
+
+
+def test_an_image_that_never_arrives_does_not_hold_the_batch(tmp_path):
+    model = load_model_dir(write_model(tmp_path), ModelSource("m", "1", "champion"))
+    metrics = Metrics()
+
+    async def scenario() -> np.ndarray:
+        batcher = Batcher(max_batch=4, metrics=metrics)
+        await batcher.start()
+        fail = asyncio.Event()
+
+        async def bad_upload() -> None:
+            with batcher.expect_image():
+                await fail.wait()
+                raise ValueError("not an image")
+
+        async def abandoned() -> None:
+            with batcher.expect_image():
+                await asyncio.Event().wait()  # the client goes away mid-decode
+
+        try:
+            failing = asyncio.create_task(bad_upload())
+            cancelled = asyncio.create_task(abandoned())
+            first = asyncio.create_task(batcher.probabilities(model, colour_input(0)))
+            await asyncio.sleep(0.2)
+            assert not first.done()  # waiting for the two decodes
+            cancelled.cancel()
+            fail.set()
+            with pytest.raises(ValueError):
+                await failing
+            return await asyncio.wait_for(first, 10)
+        finally:
+            await batcher.stop()
+
+    assert int(asyncio.run(scenario()).argmax()) == 0
+    assert batch_runs(metrics) == (1.0, 1.0)
