@@ -10,7 +10,8 @@ steals the other's CPU and the raw figure has the same core budget as the server
 2. sustainable: Locust (`FastHttpUser`, pre-encoded requests) holds an arrival rate
    of single-photo POST /v1/predict for --step-seconds after a warm-up; rates double
    until a step fails (p95 >= 200 ms, any error or 503, or under 80% of the rate sent),
-   then the gap is bisected down to --resolution (2 % of raw). The highest passing rate
+   then the gap is bisected down to --resolution (2 % of raw); a step that failed only on
+   the rate sent is measured once more (steps.py). The highest passing rate
    is reported with its ratio to raw (target >= 0.8), and so is the goodput that step
    really served (the users keep their own clocks, so it is the rate asked within Poisson
    noise). The API runs with PLANTOPS_MAX_IN_FLIGHT set for its core budget: 0.25 s of
@@ -60,7 +61,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
@@ -68,8 +69,8 @@ import gevent
 from locust import FastHttpUser, task
 from locust.env import Environment
 from queueing import P95_LIMIT_S, queueing_figures
+from steps import Step, highest_passing_rate
 
-P95_LIMIT_MS = 1000 * P95_LIMIT_S
 INFERENCE_API = Path(__file__).resolve().parents[2] / "inference-api"
 BOUNDARY = "benchboundary7d2f"
 REJECTED = "/v1/predict 503"
@@ -136,34 +137,6 @@ class PredictUser(FastHttpUser):
                 response.success()
             elif response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
-
-
-@dataclass
-class Step:
-    rate: int
-    requests: int
-    ok: int
-    rejected_503: int
-    errors: int
-    p95_ms: float  # of the 200s
-    goodput_per_s: float
-    sent_per_s: float
-    server_p95_ms_le: float | None = None  # the API's own histogram: p95 <= this bucket
-    # CPU seconds the API process used per second of the step (1.0: all of one core) and
-    # the 1-minute load average at its end: a step the machine's other work disturbed
-    # shows as a share under 1 at overload, or a high load average.
-    server_cpu_per_s: float | None = None
-    load_average_1m: float | None = None
-
-    @property
-    def passed(self) -> bool:
-        return (
-            self.errors == 0
-            and self.rejected_503 == 0
-            and self.p95_ms < P95_LIMIT_MS
-            # Poisson arrivals: 10 s at 16/s send 160 +- 13, so 80 % means "could not send".
-            and self.sent_per_s >= 0.8 * self.rate
-        )
 
 
 def run_step(host: str, rate: int, seconds: float, warmup: float) -> Step:
@@ -271,27 +244,12 @@ def log_step(step: Step, phase: str) -> None:
 
 
 def search(host: str, args: argparse.Namespace) -> tuple[int, list[Step]]:
-    steps: list[Step] = []
-
-    def measure(rate: int) -> bool:
+    def measure(rate: int) -> Step:
         step = run_step(host, rate, args.step_seconds, args.warmup_seconds)
-        steps.append(step)
         log_step(step, "search")
-        return step.passed
+        return step
 
-    best, worst, rate = 0, None, args.start
-    while rate <= args.ceiling:
-        if not measure(rate):
-            worst = rate
-            break
-        best, rate = rate, rate * 2
-    while worst is not None and worst - best > args.resolution:
-        middle = (best + worst) // 2
-        if measure(middle):
-            best = middle
-        else:
-            worst = middle
-    return best, steps
+    return highest_passing_rate(measure, args.start, args.ceiling, args.resolution)
 
 
 def overload_curve(host: str, capacity: int, args: argparse.Namespace) -> list[dict]:
