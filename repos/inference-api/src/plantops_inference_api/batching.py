@@ -10,7 +10,7 @@ answered together, in order, instead of one batch each. Without this, a core tha
 behind decodes one image, runs it alone, decodes the next: all of its backlog at batch
 size 1, the dearest way per image, just when it has the least time to spare. A request
 arriving while the batch waits can join it only until it is full: the wait is at most
-max_batch - 1 decodes.
+max_batch - 1 decodes, each bounded by the image budget like any decode (README, "Limits").
 
 The thread is one of the server's CPU pool (cpu_pool.py), the pool that decodes too: on
 a one-core replica decoding and inference then take turns instead of preempting each other
